@@ -1,0 +1,107 @@
+"""Seeded synthetic tasks: small problems that need memory, generated on the fly.
+
+Every task takes a ``torch.Generator`` (``None``: torch's global one) so that a seed fixes the data,
+and a ``device`` on which the tensors are returned. Data are drawn on the generator's device and
+then moved, so the same seed gives the same data on every device.
+
+Shapes are batch first, as the chapters feed them: x (B, T, I), y as each task documents.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["adding_problem", "copy_task", "parity", "delayed_echo"]
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _gen_device(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def adding_problem(batch_size: int, T: int, generator: torch.Generator | None = None, device=None):
+    """The adding problem (Hochreiter and Schmidhuber 1997; Le et al. 2015).
+
+    Each step carries a value drawn from U(0, 1) and a marker; exactly two steps are marked, one in
+    each half of the sequence. The target is the sum of the two marked values. Always answering 1
+    (the target's mean) gives a mean squared error of 1/6 (the variance of a sum of two uniforms).
+
+    Returns:
+        x: (B, T, 2), ``x[..., 0]`` the values, ``x[..., 1]`` the markers (0 or 1).
+        y: (B, 1), the sum of the two marked values.
+    """
+    _check_sizes(batch_size=batch_size, T=T)
+    if T < 2:
+        raise ValueError(f"adding_problem needs T >= 2 to mark two steps, got T={T}")
+    gdev = _gen_device(generator)
+    values = torch.rand(batch_size, T, generator=generator, device=gdev)
+    half = T // 2
+    first = torch.randint(0, half, (batch_size,), generator=generator, device=gdev)
+    second = torch.randint(half, T, (batch_size,), generator=generator, device=gdev)
+    markers = torch.zeros(batch_size, T, device=gdev)
+    rows = torch.arange(batch_size, device=gdev)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    x = torch.stack([values, markers], dim=-1)  # (B, T, 2)
+    y = (values * markers).sum(dim=1, keepdim=True)  # (B, 1)
+    return x.to(device or gdev), y.to(device or gdev)
+
+
+def copy_task(batch_size: int, T: int, n_symbols: int = 8, generator=None, device=None):
+    """Read a sequence of symbols, then write it back after a delimiter (Graves et al. 2014).
+
+    The input has ``n_symbols + 1`` channels: one-hot symbols, and a delimiter channel that is 1 at
+    step T only. The model sees 2T + 1 steps: T symbols, the delimiter, then T blank steps during
+    which it must reproduce the symbols.
+
+    Returns:
+        x: (B, 2T + 1, n_symbols + 1) float inputs.
+        y: (B, T) int64 symbols to be produced at steps T + 1, ..., 2T.
+    """
+    _check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
+    gdev = _gen_device(generator)
+    y = torch.randint(0, n_symbols, (batch_size, T), generator=generator, device=gdev)
+    x = torch.zeros(batch_size, 2 * T + 1, n_symbols + 1, device=gdev)
+    x[:, :T, :n_symbols] = torch.nn.functional.one_hot(y, n_symbols).float()
+    x[:, T, n_symbols] = 1.0  # the delimiter
+    return x.to(device or gdev), y.to(device or gdev)
+
+
+def parity(batch_size: int, T: int, generator=None, device=None):
+    """Running parity of a bit string: at each step, is the number of ones so far odd?
+
+    The smallest task whose answer depends on the whole past; a one-unit memory suffices.
+
+    Returns:
+        x: (B, T, 1) bits as floats.
+        y: (B, T) int64, ``y[:, t]`` = (x[:, 0] + ... + x[:, t]) mod 2.
+    """
+    _check_sizes(batch_size=batch_size, T=T)
+    gdev = _gen_device(generator)
+    bits = torch.randint(0, 2, (batch_size, T), generator=generator, device=gdev)
+    y = bits.cumsum(dim=1) % 2
+    return bits.unsqueeze(-1).float().to(device or gdev), y.to(device or gdev)
+
+
+def delayed_echo(batch_size: int, T: int, delay: int = 3, n_symbols: int = 4, generator=None, device=None):
+    """Output at step t the symbol that came in at step t - delay (the first ``delay`` targets are 0).
+
+    A memory of fixed depth: the model must keep the last ``delay`` symbols in its state.
+
+    Returns:
+        x: (B, T, n_symbols) one-hot inputs.
+        y: (B, T) int64 targets.
+    """
+    _check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
+    if not isinstance(delay, int) or delay < 0 or delay >= T:
+        raise ValueError(f"delay must be an int in [0, T), got {delay!r} with T={T}")
+    gdev = _gen_device(generator)
+    s = torch.randint(0, n_symbols, (batch_size, T), generator=generator, device=gdev)
+    x = torch.nn.functional.one_hot(s, n_symbols).float()  # (B, T, n_symbols)
+    y = torch.zeros_like(s)
+    y[:, delay:] = s[:, : T - delay]
+    return x.to(device or gdev), y.to(device or gdev)
