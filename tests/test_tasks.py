@@ -61,3 +61,39 @@ def test_delayed_echo():
 def test_bad_sizes_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_future_tagging_labels_the_symbol_k_steps_ahead(dev):
+    x, y = tasks.future_tagging(5, 12, k=3, n_symbols=6, generator=gen(), device=dev)
+    assert x.shape == (5, 12, 6) and y.shape == (5, 12) and y.dtype == torch.int64
+    assert x.device.type == dev.type and y.device.type == dev.type
+    assert torch.all(x.sum(-1) == 1)  # one-hot
+    s = x.argmax(-1)
+    for t in range(12 - 3):
+        assert torch.equal(y[:, t], s[:, t + 3])
+    assert torch.all(y[:, 9:] == tasks.IGNORE_INDEX)
+
+
+def test_future_tagging_ignored_steps_drop_out_of_cross_entropy():
+    x, y = tasks.future_tagging(4, 6, k=2, generator=gen())
+    logits = torch.randn(4, 6, 4, generator=gen(1))
+    full = torch.nn.functional.cross_entropy(logits.reshape(-1, 4), y.reshape(-1))
+    kept = torch.nn.functional.cross_entropy(logits[:, :4].reshape(-1, 4), y[:, :4].reshape(-1))
+    torch.testing.assert_close(full, kept)
+
+
+def test_future_tagging_label_is_independent_of_the_past():
+    # The claim behind "chance for a unidirectional RNN": the label at t agrees with the symbol at t
+    # (or any earlier one) only by chance, 1/4 of the time; 200,000 pairs give a std of 0.001.
+    x, y = tasks.future_tagging(10_000, 22, k=2, generator=gen(2))
+    s = x.argmax(-1)
+    agree_now = (y[:, :20] == s[:, :20]).float().mean().item()
+    agree_before = (y[:, 1:20] == s[:, :19]).float().mean().item()
+    assert abs(agree_now - 0.25) < 0.005 and abs(agree_before - 0.25) < 0.005
+
+
+def test_future_tagging_checks_k():
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, T\)"):
+        tasks.future_tagging(2, 4, k=4)
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, T\)"):
+        tasks.future_tagging(2, 4, k=0)

@@ -170,6 +170,7 @@ def fit(
     evaluate: Callable[[], float] | None = None,
     eval_every: int = 100,
     progress: bool = True,
+    truncate: int | None = None,
 ) -> History:
     """Train ``model`` and return its loss history.
 
@@ -184,11 +185,20 @@ def fit(
         clip_grad_norm: if given, the gradient's total norm is clipped to this value (chapter 2).
         evaluate: an optional function called every ``eval_every`` steps; its value is recorded.
         progress: draw a tqdm bar (the notebook flavour in Jupyter).
+        truncate: truncated BPTT (chapter 2). Inputs and targets are then batch first, (B, T, ...),
+            and are cut along time into consecutive chunks of ``truncate`` steps (the last may be
+            shorter). ``loss_fn(model, x_chunk, y_chunk, state) -> (loss, state)`` is called once
+            per chunk, with ``state=None`` for a batch's first chunk; each chunk takes one
+            optimizer step and records its own loss. The state is detached between chunks, so
+            gradients flow back at most ``truncate`` steps while the state itself carries on.
+            ``steps``, ``eval_every`` and the bar still count batches.
     """
     if callable(batches) and steps is None:
         raise ValueError("fit: steps must be given when batches is a function of the step")
     if steps is not None and (not isinstance(steps, int) or steps < 1):
         raise ValueError(f"fit: steps must be a positive int, got {steps!r}")
+    if truncate is not None and (not isinstance(truncate, int) or isinstance(truncate, bool) or truncate < 1):
+        raise ValueError(f"fit: truncate must be None or a positive int, got {truncate!r}")
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     source = (batches(i) for i in range(steps)) if callable(batches) else iter(batches)
     history = History()
@@ -197,15 +207,13 @@ def fit(
         for step, (inputs, targets) in enumerate(source):
             if steps is not None and step >= steps:
                 break
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model, inputs, targets)
-            if loss.dim() != 0:
-                raise ValueError(f"fit: loss_fn must return a scalar, got shape {tuple(loss.shape)}")
-            loss.backward()
-            if clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-            optimizer.step()
-            history.loss.append(loss.item())
+            if truncate is None:
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model, inputs, targets)
+                history.loss.append(_optimizer_step(model, optimizer, loss, clip_grad_norm))
+            else:
+                history.loss += _fit_truncated(model, optimizer, loss_fn, inputs, targets, truncate,
+                                               clip_grad_norm)
             if evaluate is not None and (step + 1) % eval_every == 0:
                 model.eval()
                 with torch.no_grad():
@@ -215,3 +223,56 @@ def fit(
             bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
     model.eval()
     return history
+
+
+def _optimizer_step(model: torch.nn.Module, optimizer, loss: torch.Tensor, clip_grad_norm) -> float:
+    """Backpropagate ``loss``, clip if asked, take one optimizer step; return the loss's value."""
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"fit: loss_fn must return a scalar, got shape {got}")
+    loss.backward()
+    if clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    optimizer.step()
+    return loss.item()
+
+
+def _check_sequences(inputs, targets) -> None:
+    """Truncation cuts along dimension 1: both must be batch-first tensors of one (B, T)."""
+    for name, t in (("inputs", inputs), ("targets", targets)):
+        if not isinstance(t, torch.Tensor) or t.dim() < 2:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"fit(truncate=...): {name} must be a batch-first tensor (B, T, ...), got {got}")
+    if inputs.shape[:2] != targets.shape[:2]:
+        raise ValueError(f"fit(truncate=...): inputs and targets must share (B, T), got "
+                         f"{tuple(inputs.shape[:2])} and {tuple(targets.shape[:2])}")
+
+
+def _fit_truncated(model, optimizer, loss_fn, inputs, targets, truncate: int, clip_grad_norm) -> list:
+    """Truncated BPTT on one batch: one optimizer step per chunk of ``truncate`` steps; the losses."""
+    _check_sequences(inputs, targets)
+    losses, state = [], None
+    # (B, truncate, ...) chunks along time, consecutive, so the state carries from one to the next
+    for x, y in zip(inputs.split(truncate, dim=1), targets.split(truncate, dim=1)):
+        optimizer.zero_grad(set_to_none=True)
+        out = loss_fn(model, x, y, state)
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise ValueError("fit(truncate=...): loss_fn(model, x, y, state) must return (loss, state), "
+                             f"got {type(out).__name__}")
+        loss, state = out
+        losses.append(_optimizer_step(model, optimizer, loss, clip_grad_norm))
+        state = _detach(state)  # the next chunk starts from this state's value, not its history
+    return losses
+
+
+def _detach(state):
+    """Cut a state (a tensor, or a tuple, NamedTuple, list or dict of them) from its graph."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a NamedTuple, e.g. an LSTM's (h, c)
+        return type(state)(*(_detach(s) for s in state))
+    if isinstance(state, (tuple, list)):
+        return type(state)(_detach(s) for s in state)
+    if isinstance(state, dict):
+        return {k: _detach(v) for k, v in state.items()}
+    return state  # None, or anything without a graph

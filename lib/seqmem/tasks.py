@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["adding_problem", "copy_task", "parity", "delayed_echo"]
+__all__ = ["adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "IGNORE_INDEX"]
+
+#: The label of a step that has none: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``,
+#: so such steps drop out of the loss by themselves; leave them out of accuracies too (``y != IGNORE_INDEX``).
+IGNORE_INDEX = -100
 
 
 def _check_sizes(**sizes: int) -> None:
@@ -104,4 +108,31 @@ def delayed_echo(batch_size: int, T: int, delay: int = 3, n_symbols: int = 4, ge
     x = torch.nn.functional.one_hot(s, n_symbols).float()  # (B, T, n_symbols)
     y = torch.zeros_like(s)
     y[:, delay:] = s[:, : T - delay]
+    return x.to(device or gdev), y.to(device or gdev)
+
+
+def future_tagging(batch_size: int, T: int, k: int = 2, n_symbols: int = 4, generator=None, device=None):
+    """Tag each step with the symbol that comes k steps LATER: a task for a bidirectional RNN.
+
+    Symbols are drawn independently and uniformly; the label of step t is the symbol at step t + k,
+    the mirror image of ``delayed_echo``. A left-to-right RNN has seen only steps 0..t at step t, all
+    independent of the label, so no amount of training lifts it above chance, 1 / n_symbols
+    (0.25 by default). A bidirectional RNN's backward direction has read step t + k when it reaches
+    step t and needs to hold it for only k steps, so it can tag every step correctly.
+
+    The last k steps have nothing k steps after them: their label is ``IGNORE_INDEX`` (-100), which
+    ``cross_entropy`` skips by default; mask them out of accuracies.
+
+    Returns:
+        x: (B, T, n_symbols) one-hot inputs.
+        y: (B, T) int64 labels, ``y[:, t] = argmax x[:, t + k]`` for t < T - k, IGNORE_INDEX after.
+    """
+    _check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k < T:
+        raise ValueError(f"k must be an int in [1, T), got {k!r} with T={T}")
+    gdev = _gen_device(generator)
+    s = torch.randint(0, n_symbols, (batch_size, T), generator=generator, device=gdev)
+    x = torch.nn.functional.one_hot(s, n_symbols).float()  # (B, T, n_symbols)
+    y = torch.full_like(s, IGNORE_INDEX)
+    y[:, : T - k] = s[:, k:]  # the label of step t is the symbol of step t + k
     return x.to(device or gdev), y.to(device or gdev)

@@ -1,0 +1,222 @@
+"""Turning words into vectors: the input encodings of the lecture.
+
+An RNN reads vectors, so each word (or character) of a sentence must become one. The lecture
+(Seed 003, pages 3-5) names three ways:
+
+- **One-hot encoding.** The vector is as long as the lexicon; the word's dimension is 1, the others
+  are 0. With lexicon = {apple, bag, cat, dog, elephant}, "apple" is (1, 0, 0, 0, 0). A word outside
+  the lexicon ("Sauron", "Gandalf") gets the extra dimension "other". ``Vocab`` maps tokens to ids
+  (with that "other" entry) and ``one_hot`` turns ids into vectors.
+- **Word hashing.** The vector has one dimension per letter trigram (26 x 26 x 26 of them) plus
+  "other"; a word sets the dimensions of its trigrams: "apple" sets a-p-p, p-p-l and p-l-e. Far
+  fewer dimensions than a large lexicon, and an unseen word still gets a vector of its parts.
+  ``letter_trigrams`` cuts a word, ``TrigramHasher`` builds the multi-hot vector.
+- **Word embedding.** A learned vector per id: that is ``torch.nn.Embedding(V, E)``, which equals
+  ``one_hot(ids, V) @ W`` for its weight W (V, E) but skips the multiplication by zeros. The
+  library uses it as it is (``seqmem.lm.CharRNNLM`` does) and does not wrap it.
+
+Dimensions: T tokens (time), N words, V vocabulary size, F hashed features.
+"""
+from __future__ import annotations
+
+import itertools
+import string
+from typing import Iterable, Sequence
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["one_hot", "Vocab", "letter_trigrams", "TrigramHasher", "OTHER"]
+
+#: The name of the lecture's "other" entry, for tokens outside the vocabulary.
+OTHER = "<other>"
+
+
+def one_hot(indices: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One-hot vectors of ``indices``: a 1 in the index's dimension, 0 elsewhere.
+
+    A thin layer over ``torch.nn.functional.one_hot`` that checks its input and returns floats, the
+    dtype an RNN reads (torch's returns int64).
+
+    Args:
+        indices: integer tensor of any shape (...), every entry in [0, num_classes).
+        num_classes: V, the length of each vector.
+
+    Returns:
+        (..., V) tensor of ``dtype`` on the device of ``indices``.
+    """
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if not isinstance(indices, torch.Tensor) or indices.dtype.is_floating_point or indices.dtype == torch.bool:
+        got = indices.dtype if isinstance(indices, torch.Tensor) else type(indices).__name__
+        raise ValueError(f"indices must be an integer tensor, got {got}")
+    if indices.numel() and (indices.min() < 0 or indices.max() >= num_classes):
+        raise ValueError(f"indices must lie in [0, {num_classes}), got values from "
+                         f"{indices.min().item()} to {indices.max().item()}")
+    return F.one_hot(indices.long(), num_classes).to(dtype)  # (..., V)
+
+
+class Vocab:
+    """A lexicon: tokens <-> ids, with the lecture's "other" dimension for unknown tokens.
+
+    Tokens keep the order given (duplicates dropped), so the lecture's lexicon
+    ``Vocab(["apple", "bag", "cat", "dog", "elephant"])`` gives apple id 0, ..., elephant id 4, and
+    "other" comes last (id 5), as on the slide. ``other=None`` makes a closed vocabulary, in which an
+    unknown token raises a ``KeyError`` instead (a character vocabulary built from the very text it
+    encodes needs no "other").
+
+    Tokens are any hashable values: words, characters.
+    """
+
+    def __init__(self, tokens: Iterable, other: str | None = OTHER):
+        self.tokens: list = list(dict.fromkeys(tokens))  # id -> token, first occurrence wins
+        if other is not None:
+            if other in self.tokens:
+                raise ValueError(f"the 'other' token {other!r} is also one of the tokens; pick another name")
+            self.tokens.append(other)
+        self.other = other
+        self._ids = {tok: i for i, tok in enumerate(self.tokens)}  # token -> id
+
+    @classmethod
+    def from_text(cls, text: str, other: str | None = None) -> "Vocab":
+        """A character vocabulary: the distinct characters of ``text``, sorted; closed by default."""
+        return cls(sorted(set(text)), other=other)
+
+    @property
+    def other_id(self) -> int | None:
+        """The id of "other" (the last one), or ``None`` in a closed vocabulary."""
+        return None if self.other is None else len(self.tokens) - 1
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token) -> bool:
+        return token in self._ids and token != self.other
+
+    def index(self, token) -> int:
+        """The id of ``token``; "other"'s id for an unknown token (a ``KeyError`` if closed)."""
+        i = self._ids.get(token, self.other_id)
+        if i is None:
+            raise KeyError(f"{token!r} is not in this closed vocabulary of {len(self)} tokens")
+        return i
+
+    def encode(self, tokens: Iterable) -> torch.Tensor:
+        """Ids of a sequence of tokens (a string is a sequence of characters): int64 (T,)."""
+        return torch.tensor([self.index(t) for t in tokens], dtype=torch.long)
+
+    def decode(self, ids: torch.Tensor | Sequence[int]) -> list:
+        """The tokens of ids (T,); ``"".join(vocab.decode(ids))`` rebuilds a character string."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        for i in ids:
+            if not 0 <= i < len(self):
+                raise ValueError(f"ids must lie in [0, {len(self)}), got {i}")
+        return [self.tokens[i] for i in ids]
+
+    def one_hot(self, tokens: Iterable) -> torch.Tensor:
+        """The lecture's one-hot encoding of a token sequence: (T, V) floats."""
+        return one_hot(self.encode(tokens), len(self))
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(t) for t in self.tokens[:5])
+        return f"Vocab({len(self)} tokens: {head}{', ...' if len(self) > 5 else ''})"
+
+
+def letter_trigrams(word: str, boundary: str | None = "#") -> list[str]:
+    """The letter trigrams of ``word``, in order, repeats kept.
+
+    With word-boundary markers (the default) the word is read as ``#word#``, so that the first and
+    the last letters get trigrams of their own and "app" at the start differs from "app" inside:
+    ``letter_trigrams("apple") == ["#ap", "app", "ppl", "ple", "le#"]``. ``boundary=None`` gives the
+    lecture's plain trigrams, ``["app", "ppl", "ple"]``, and none for a word shorter than 3 letters.
+    The word's case is kept; ``TrigramHasher`` lowercases.
+    """
+    if not isinstance(word, str) or not word:
+        raise ValueError(f"word must be a non-empty string, got {word!r}")
+    if boundary is not None:
+        if len(boundary) != 1:
+            raise ValueError(f"boundary must be one character or None, got {boundary!r}")
+        word = boundary + word + boundary
+    return [word[i : i + 3] for i in range(len(word) - 2)]
+
+
+def _all_trigrams(alphabet: str, boundary: str | None) -> list[str]:
+    # Every trigram that letter_trigrams can return for a word over the alphabet: 26^3 inside
+    # trigrams, and with markers also 26^2 "#ab", 26^2 "ab#" and 26 "#a#": 18,954 for a-z.
+    grams = ["".join(p) for p in itertools.product(alphabet, repeat=3)]
+    if boundary is not None:
+        b = boundary
+        grams += [b + x + y for x in alphabet for y in alphabet]
+        grams += [x + y + b for x in alphabet for y in alphabet]
+        grams += [b + x + b for x in alphabet]
+    return grams
+
+
+class TrigramHasher:
+    """Word hashing: a word becomes a multi-hot vector over letter trigrams, plus "other".
+
+    Dimension j < F - 1 is 1 when the (lowercased) word contains trigram j; the last dimension,
+    "other", is 1 when the word has a trigram outside the inventory (a digit, an apostrophe, or a
+    trigram never seen). ``counts=True`` gives how often each trigram occurs instead of 0/1.
+
+    The inventory of trigrams is a choice:
+
+    - ``TrigramHasher()``: every trigram over the letters a-z, as on the slide (26 x 26 x 26 + 1
+      dimensions with ``boundary=None``; with the default markers also the 26^2 + 26^2 + 26 boundary
+      trigrams, 18,954 + 1 in all). Fixed in advance: no data needed, no word is ever wholly
+      "other", but most dimensions never fire ("qxz").
+    - ``TrigramHasher.from_words(words)``: the trigrams that occur in a word list, sorted; a few
+      thousand dimensions for an English lexicon, learned from data, and unseen trigrams go to
+      "other".
+    - ``TrigramHasher(inventory=[...])``: any explicit list.
+
+    Shape:
+        ``hasher(word)`` is (F,); ``hasher.encode(words)`` is (N, F), F = ``hasher.dim``.
+    """
+
+    def __init__(self, inventory: Iterable[str] | None = None, boundary: str | None = "#",
+                 counts: bool = False):
+        if inventory is None:
+            inventory = _all_trigrams(string.ascii_lowercase, boundary)
+        self.trigrams: list[str] = list(dict.fromkeys(inventory))  # feature id -> trigram
+        bad = [g for g in self.trigrams if not isinstance(g, str) or len(g) != 3]
+        if bad:
+            raise ValueError(f"the inventory must hold 3-character strings, got {bad[:3]!r}")
+        self.boundary, self.counts = boundary, counts
+        self._ids = {g: i for i, g in enumerate(self.trigrams)}  # trigram -> feature id
+
+    @classmethod
+    def from_words(cls, words: Iterable[str], boundary: str | None = "#", counts: bool = False):
+        """A hasher whose inventory is the trigrams seen in ``words`` (lowercased), sorted."""
+        seen = {g for w in words for g in letter_trigrams(w.lower(), boundary)}
+        return cls(sorted(seen), boundary=boundary, counts=counts)
+
+    @property
+    def dim(self) -> int:
+        """F: one dimension per trigram of the inventory, plus "other"."""
+        return len(self.trigrams) + 1
+
+    @property
+    def other_id(self) -> int:
+        return len(self.trigrams)
+
+    def features(self, word: str) -> list[int]:
+        """The feature ids of ``word``'s trigrams, in order, repeats kept ("other" for unknown ones)."""
+        return [self._ids.get(g, self.other_id) for g in letter_trigrams(word.lower(), self.boundary)]
+
+    def __call__(self, word: str) -> torch.Tensor:
+        """The multi-hot vector of one word: (F,)."""
+        return self.encode([word])[0]
+
+    def encode(self, words: Sequence[str]) -> torch.Tensor:
+        """The multi-hot vectors of N words: (N, F) floats."""
+        if isinstance(words, str):
+            raise ValueError("encode takes a list of words; call the hasher itself on a single word")
+        x = torch.zeros(len(words), self.dim)  # (N, F)
+        for n, word in enumerate(words):
+            ids = torch.tensor(self.features(word), dtype=torch.long)
+            # index_put_ with accumulate counts repeats ("ana" twice in "banana")
+            x[n].index_put_((ids,), torch.ones(len(ids)), accumulate=True)
+        return x if self.counts else (x > 0).float()
+
+    def __repr__(self) -> str:
+        return f"TrigramHasher(dim={self.dim}, boundary={self.boundary!r}, counts={self.counts})"

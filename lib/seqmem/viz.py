@@ -1,0 +1,57 @@
+"""Figures for the chapters: the only module of seqmem that draws.
+
+Every function takes an optional matplotlib ``ax`` and returns it, so a notebook can place several
+plots in one figure. matplotlib is imported when a function is called, never at import time.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["plot_history", "plot_sequence"]
+
+
+def _axes(ax, figsize=(6, 3.5)):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def plot_history(history, ax=None, label: str | None = None, window: int = 20, logy: bool = False):
+    """Plot a training loss curve (``seqmem.fit``'s History, or a list of losses).
+
+    The raw loss is drawn faintly and a moving average of ``window`` steps on top of it.
+    """
+    ax = _axes(ax)
+    loss = np.asarray(getattr(history, "loss", history), dtype=float)
+    steps = np.arange(1, len(loss) + 1)
+    (line,) = ax.plot(steps, loss, alpha=0.25)
+    if len(loss) >= window:
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth, color=line.get_color(), label=label)
+    elif label:
+        line.set_label(label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss")
+    if logy:
+        ax.set_yscale("log")
+    if label:
+        ax.legend()
+    return ax
+
+
+def plot_sequence(values, ax=None, title: str | None = None, xlabel: str = "time step t", ylabel: str = "unit"):
+    """Show a (T, H) array (hidden states, inputs, attention over time) as a heat map, time across."""
+    ax = _axes(ax)
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"plot_sequence expects a (T, H) array, got shape {values.shape}")
+    im = ax.imshow(values.T, aspect="auto", origin="lower", cmap="viridis")
+    ax.figure.colorbar(im, ax=ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax
