@@ -1,0 +1,115 @@
+"""The book builds strictly with `make book`, and what it builds is what a reader should get."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.book
+HTML = ROOT / "_build" / "html"
+CACHE = ROOT / "_build" / ".jupyter_cache"
+
+
+def _make(*args, cwd=ROOT):
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # the notebooks' kernels must use the inline backend to save figures
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return subprocess.run(["make", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=3000)
+
+
+def _chapters():
+    toc = (ROOT / "_toc.yml").read_text()
+    files = re.findall(r"file:\s*(\S+)", toc)
+    return [f for f in files if (ROOT / f"{f}.ipynb").exists()]
+
+
+@pytest.fixture(scope="module")
+def built():
+    result = _make("book")
+    assert result.returncode == 0, f"make book failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def test_book_has_intro_and_index(built):
+    assert (HTML / "index.html").exists()
+    intro = (HTML / "book" / "intro.html").read_text()
+    assert "Neural networks with memory" in intro
+
+
+def test_every_chapter_page_is_built_with_its_figures(built):
+    chapters = _chapters()
+    assert chapters, "no chapter notebooks in _toc.yml"
+    for chapter in chapters:
+        page = HTML / f"{chapter}.html"
+        assert page.exists(), page
+        text = page.read_text()
+        images = re.findall(r'<img[^>]+src="([^"]+\.png)"', text)
+        assert images, f"{chapter}: no figure in the built page"
+        for src in images:
+            assert (page.parent / src).resolve().exists(), src
+
+
+def test_math_and_citations_render(built):
+    page = (HTML / "book" / "01-rnn" / "01-f-and-the-naive-rnn.html").read_text()
+    assert 'class="math' in page and "mathjax" in page.lower()
+    bib = (HTML / "book" / "bibliography.html").read_text()
+    assert "Finding Structure in Time" in bib
+    assert 'href="bibliography.html#id' in (HTML / "book" / "intro.html").read_text()
+
+
+def test_each_chapter_executes_within_120_seconds(built):
+    from jupyter_cache import get_cache
+
+    records = {Path(r.uri).resolve(): r for r in get_cache(str(CACHE)).list_cache_records()}
+    for chapter in _chapters():
+        record = records.get((ROOT / f"{chapter}.ipynb").resolve())
+        assert record is not None, f"{chapter} was not executed into the cache"
+        seconds = record.data["execution_seconds"]
+        assert seconds <= 120, f"{chapter} took {seconds:.0f} s to execute (budget 120 s)"
+
+
+def test_second_build_is_fast_and_does_not_re_execute(built):
+    from jupyter_cache import get_cache
+
+    before = {r.uri: r.created for r in get_cache(str(CACHE)).list_cache_records()}
+    start = time.perf_counter()
+    result = _make("book")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stdout[-3000:]
+    after = {r.uri: r.created for r in get_cache(str(CACHE)).list_cache_records()}
+    assert after == before, "a build with nothing changed re-executed a notebook"
+    assert elapsed < 30, f"a warm `make book` took {elapsed:.1f} s (budget 30 s)"
+
+
+def test_cache_key_follows_the_library(tmp_path):
+    """The key that invalidates the execution cache changes with any file in lib/seqmem."""
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "lib", tmp_path / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+
+    def key():
+        result = subprocess.run(["make", "-s", "book-key"], cwd=tmp_path, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    first = key()
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    assert key() == first
+    with open(tmp_path / "lib" / "seqmem" / "rnn.py", "a") as f:
+        f.write("\n# touched\n")
+    assert key() != first
+
+
+def test_the_book_never_contains_solutions(built):
+    from test_hygiene import solution_and_hidden_lines
+
+    html = "\n".join(p.read_text(errors="ignore") for p in HTML.rglob("*") if p.suffix in {".html", ".txt", ".js", ".ipynb"})
+    assert not (HTML / "solutions").exists() and not (HTML / "notebooks").exists()
+    for line in solution_and_hidden_lines():
+        assert line not in html, f"solution or hidden test text in the built book: {line!r}"
