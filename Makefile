@@ -20,7 +20,7 @@ ASSIGNMENTS := $(notdir $(wildcard solutions/hw*))
 BOOK_KEY = $(shell find lib/seqmem -type f -name '*.py' -print0 | sort -z | \
 	xargs -0 sha256sum requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: book test lab assignments bench book-key clean
+.PHONY: book test lab assignments bench book-key clean browser
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-book: $(STAMP)
+# MathJax is served from the book itself (book/_static/mathjax, git-ignored), copied from the
+# django-static-mathjax package: readers offline and the browser tests need no CDN.
+MATHJAX := book/_static/mathjax
+$(MATHJAX)/tex-chtml.js: $(STAMP)
+	src=$$($(BIN)/python -c "import mathjax, os; print(os.path.join(os.path.dirname(mathjax.__file__), 'static', 'mathjax', 'es5'))") && \
+	rm -rf $(MATHJAX) && mkdir -p $(MATHJAX) && cp -r "$$src"/tex-chtml.js "$$src"/input "$$src"/output "$$src"/ui "$$src"/a11y $(MATHJAX)/
+
+book: $(STAMP) $(MATHJAX)/tex-chtml.js
 	@key=$(BOOK_KEY); if [ -d _build ] && [ "$$(cat _build/.seqmem-key 2>/dev/null)" != "$$key" ]; then \
 		echo "lib/seqmem or the requirements changed: clearing _build to re-execute every chapter"; \
 		rm -rf _build; fi
@@ -39,7 +46,15 @@ book: $(STAMP)
 book-key:
 	@echo $(BOOK_KEY)
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright's own browser download fails offline).
+# As root on Debian or Ubuntu it is installed here; elsewhere install it yourself, or the browser
+# tests are skipped (in CI, where CI is set, they fail instead).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium is not installed: the browser tests will be skipped"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 lab: $(STAMP)

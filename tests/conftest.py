@@ -1,4 +1,7 @@
-"""Shared fixtures: the devices to test on, and the repository's paths."""
+"""Shared fixtures: the devices to test on, the repository's paths, and the built book."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,19 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(params=DEVICES)
 def dev(request):
     return torch.device(request.param)
+
+
+def make(*args, cwd=ROOT):
+    """Run ``make`` with this interpreter's venv first on PATH (nbgrader and jupyter-book need it)."""
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # the notebooks' kernels must use the inline backend to save figures
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return subprocess.run(["make", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=3000)
+
+
+@pytest.fixture(scope="session")
+def built():
+    """The book, built once per session by `make book` (strict: a warning or a cell error fails)."""
+    result = make("book")
+    assert result.returncode == 0, f"make book failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
+    return result
