@@ -21,6 +21,7 @@ import platform
 import statistics
 import sys
 import time
+from typing import Callable
 
 import torch
 
@@ -40,31 +41,38 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)  # kernels run asynchronously: wait before reading the clock
 
 
-def _train_step(module: torch.nn.Module, x: torch.Tensor, h0: torch.Tensor):
+def _train_step(module: torch.nn.Module, x: torch.Tensor, hx):
     """A closure running one forward, backward and SGD step of ``module``."""
     opt = torch.optim.SGD(module.parameters(), lr=1e-3)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        y, h_n = module(x, h0)  # (T, B, D * H), (L * D, B, H)
-        (y.pow(2).mean() + h_n.pow(2).mean()).backward()
+        y, state = module(x, hx)  # (T, B, D * H), h_n (L * D, B, H) or a tuple of such parts
+        parts = state if isinstance(state, tuple) else (state,)
+        (y.pow(2).mean() + sum(p.pow(2).mean() for p in parts)).backward()
         opt.step()
 
     return step
 
 
-def _contenders(kwargs: dict, T: int, B: int, dev: torch.device) -> dict:
-    """The three layers with one set of weights, each wrapped as a training step on one input."""
+def contenders(reference: type, ours: type, kwargs: dict, T: int, B: int, dev: torch.device,
+               state_parts: int = 1) -> dict:
+    """torch's layer, ours fused and ours from scratch, with one set of weights, as training steps.
+
+    ``state_parts`` is how many (L * D, B, H) tensors the layer's state has (2 for an LSTM).
+    """
     torch.manual_seed(0)
-    ref = torch.nn.RNN(**kwargs).to(dev)
+    ref = reference(**kwargs).to(dev)
     layers = {"torch": ref}
     for name, fused in (("seqmem", True), ("reference", False)):
-        layers[name] = seqmem.RNN(**kwargs, fused=fused).to(dev)
+        layers[name] = ours(**kwargs, fused=fused).to(dev)
         layers[name].load_state_dict(ref.state_dict())
     D = 2 if kwargs.get("bidirectional") else 1
     x = torch.randn(T, B, kwargs["input_size"], device=dev)  # (T, B, I)
-    h0 = torch.zeros(kwargs.get("num_layers", 1) * D, B, kwargs["hidden_size"], device=dev)  # (L * D, B, H)
-    return {name: _train_step(layer, x, h0) for name, layer in layers.items()}
+    zeros = [torch.zeros(kwargs.get("num_layers", 1) * D, B, kwargs["hidden_size"], device=dev)  # (L * D, B, H)
+             for _ in range(state_parts)]
+    hx = zeros[0] if state_parts == 1 else tuple(zeros)
+    return {name: _train_step(layer, x, hx) for name, layer in layers.items()}
 
 
 def _clock(dev: torch.device):
@@ -112,8 +120,13 @@ def _devices() -> list[torch.device]:
     return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(argv: list[str] | None, description: str, configs: list, make: Callable, target: float,
+        scratch_label: str = "reference") -> int:
+    """Parse the options, time ``make(kwargs, T, B, dev)``'s contenders per configuration, print a table.
+
+    Returns the exit status: 0 when every fused ratio is at most ``target``, else 1.
+    """
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="short sequences (T = 20): a smoke test")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch (default 1: steady timings on a shared machine; "
@@ -126,23 +139,28 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.get_num_threads()} CPU threads; median over n rounds after {warmup} warm-up; "
           "ratio = median over rounds of (that step / torch's step in the same round)")
     header = (f"{'device':<6} {'config':<16} {'T':>4} {'B':>3} {'n':>3} {'torch ms':>9} {'seqmem ms':>10} "
-              f"{'ratio':>6} {'reference ms':>13} {'ratio':>6}")
+              f"{'ratio':>6} {scratch_label + ' ms':>13} {'ratio':>6}")
     print("clock: " + "; ".join(f"{dev.type}, {_clock(dev)[1]}" for dev in _devices()))
     print(header)
     print("-" * len(header))
     worst = 0.0
     for dev in _devices():
-        for name, kwargs, T, B in CONFIGS:
+        for name, kwargs, T, B in configs:
             T = T_quick or T
-            times, n = measure(_contenders(kwargs, T, B, dev), dev, warmup, repeats, budget_s)
+            times, n = measure(make(kwargs, T, B, dev), dev, warmup, repeats, budget_s)
             ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
             fused = _ratio(times, "seqmem")
             worst = max(worst, fused)
             print(f"{dev.type:<6} {name:<16} {T:>4} {B:>3} {n:>3} {ms['torch']:>9.2f} {ms['seqmem']:>10.2f} "
                   f"{fused:>6.2f} {ms['reference']:>13.2f} {_ratio(times, 'reference'):>6.2f}")
-    ok = worst <= TARGET
-    print(f"worst fused ratio seqmem/torch: {worst:.2f} (target <= {TARGET:.2f}): {'ok' if ok else 'FAIL'}")
+    ok = worst <= target
+    print(f"worst fused ratio seqmem/torch: {worst:.2f} (target <= {target:.2f}): {'ok' if ok else 'FAIL'}")
     return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(argv, __doc__.splitlines()[0], CONFIGS,
+               lambda kwargs, T, B, dev: contenders(torch.nn.RNN, seqmem.RNN, kwargs, T, B, dev), TARGET)
 
 
 if __name__ == "__main__":

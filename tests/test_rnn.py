@@ -7,6 +7,17 @@ import torch
 
 import seqmem
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # These tensors are tiny: one thread is several times faster than two on a shared 2-core machine
+    # (the parity training took over 3 minutes on two threads of a busy machine).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 CONFIGS = [
     dict(),
     dict(num_layers=2),
@@ -149,6 +160,7 @@ def test_packed_sequence_is_refused_clearly():
         seqmem.RNN(3, 5)(packed)
 
 
+@pytest.mark.slow
 def test_rnn_trains_on_parity():
     """A learning test: a small RNN learns running parity of 10 bits (seed 0, >= 99% accuracy)."""
     g = seqmem.seed(0)
@@ -172,3 +184,56 @@ def test_rnn_trains_on_parity():
     x, y = seqmem.tasks.parity(1000, 10, generator=g)
     acc = (model(x).argmax(-1) == y).float().mean().item()
     assert acc >= 0.99, acc
+
+
+# -- seqmem.Stacked: any cell, stacked and bidirectional ---------------------------------------------
+
+def test_stacked_rnn_cells_are_torch_rnn():
+    torch.manual_seed(0)
+    ref = torch.nn.RNN(3, 5, num_layers=2, bidirectional=True, batch_first=True).double()
+    stacked = seqmem.Stacked(seqmem.RNNCell, 3, 5, num_layers=2, bidirectional=True, batch_first=True).double()
+    assert len(stacked.cells) == 4 and stacked.cells[2].input_size == 10  # layer 1 reads both directions
+    for k, cell in enumerate(stacked.cells):  # cells are layer-major, forward before backward
+        suffix = f"_l{k // 2}" + ("_reverse" if k % 2 else "")
+        cell.load_state_dict({name: getattr(ref, name + suffix) for name in cell.state_dict()})
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    h0 = torch.randn(4, 4, 5, dtype=torch.float64)
+    y, finals = stacked(x, list(h0))
+    y_ref, h_ref = ref(x, h0)
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(torch.stack(finals), h_ref)
+    y0, _ = stacked(x)  # no states: each cell's initial_state, zeros
+    torch.testing.assert_close(y0, ref(x)[0])
+
+
+def test_stacked_sizes_the_next_layer_by_the_cells_output_size():
+    def factory(input_size, hidden_size):  # a cell whose output y (B, 7) is not its state (B, H)
+        cell = seqmem.NaiveRNNCell(input_size, hidden_size, 7)
+        cell.output_size = 7
+        return cell
+
+    stacked = seqmem.Stacked(factory, 3, 5, num_layers=2, bidirectional=True)
+    assert [c.cell.input_size for c in stacked.cells] == [3, 3, 14, 14] and stacked.output_size == 14
+    y, finals = stacked(torch.randn(6, 2, 3))
+    assert y.shape == (6, 2, 14) and [s.shape for s in finals] == [(2, 5)] * 4
+
+
+def test_stacked_dropout_only_in_training():
+    torch.manual_seed(0)
+    stacked = seqmem.Stacked(seqmem.RNNCell, 3, 5, num_layers=2, dropout=0.5)
+    x = torch.randn(5, 2, 3)
+    stacked.eval()
+    torch.testing.assert_close(stacked(x)[0], stacked(x)[0])
+    stacked.train()
+    assert not torch.allclose(stacked(x)[0], stacked(x)[0])
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda s: s(torch.randn(7, 3)), r"input must have shape \(T, B, I\) with I = 3, got \(7, 3\)"),
+    (lambda s: s(torch.randn(7, 2, 4)), r"got \(7, 2, 4\)"),
+    (lambda s: s(torch.randn(7, 2, 3), [torch.zeros(2, 5)]), r"one state per cell \(2\), got 1"),
+])
+def test_stacked_bad_input_raises_clear_errors(make, match):
+    stacked = seqmem.Stacked(seqmem.RNNCell, 3, 5, num_layers=2)
+    with pytest.raises(ValueError, match=match):
+        make(stacked)

@@ -7,6 +7,13 @@ from . import bptt, grading, tasks, viz
 from . import lm, text
 from .core import History, check_shape, device, fit, seed, unroll
 from .rnn import RNN, NaiveRNNCell, RNNCell, rnn_step
+from . import layers
+from .layers import Stacked, run_stacked
+from .lstm import LSTM, FGRState, LSTMCell, LSTMState
+from .gru import GRU, GRUCell
+from . import ctc, tagging
+from .nested import NestedLSTMCell, NestedLSTMState
+from .scrn import SCRNCell, SCRNState
 
 __version__ = "0.1.0"
 
@@ -14,4 +21,7 @@ __all__ = [
     "device", "seed", "check_shape", "unroll", "fit", "History",
     "tasks", "viz", "bptt", "grading", "text", "lm",
     "rnn_step", "RNNCell", "NaiveRNNCell", "RNN",
+    "layers", "Stacked", "run_stacked",
+    "LSTMState", "FGRState", "LSTMCell", "LSTM", "GRUCell", "GRU",
+    "ctc", "tagging", "NestedLSTMCell", "NestedLSTMState", "SCRNCell", "SCRNState",
 ]
