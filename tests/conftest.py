@@ -23,6 +23,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run every test on one intra-op thread.
+
+    The course's tensors are tiny: on a 2-core machine two threads made small trainings up to 10x
+    slower (the hand-offs cost more than the matmuls). Tests that want more threads set them.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(params=DEVICES)
 def dev(request):
     return torch.device(request.param)

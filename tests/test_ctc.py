@@ -14,15 +14,6 @@ from torch.nn import functional as F
 from seqmem import ctc
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The recursion is many tiny ops: one intra-op thread runs them fastest (see COMMON.md).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _batch(dev, blank=0, dtype=torch.float64, seed=0):
     """A batch with repeated labels, short inputs, an empty target and a full-length one.
 

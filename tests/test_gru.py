@@ -13,15 +13,6 @@ from seqmem.gru import gru_step
 I, H = 3, 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These tensors are tiny: one thread is several times faster than two on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _grads(module, *tensors):
     return [p.grad for p in module.parameters()] + [t.grad for t in tensors]
 

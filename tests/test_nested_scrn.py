@@ -17,15 +17,6 @@ from seqmem import NestedLSTMCell, NestedLSTMState, SCRNCell, SCRNState
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny matmuls: one intra-op thread is fastest here (see COMMON.md)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def sigmoid(a):
     return 1 / (1 + math.exp(-a))
 

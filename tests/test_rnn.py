@@ -8,16 +8,6 @@ import torch
 import seqmem
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These tensors are tiny: one thread is several times faster than two on a shared 2-core machine
-    # (the parity training took over 3 minutes on two threads of a busy machine).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 CONFIGS = [
     dict(),
     dict(num_layers=2),
