@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import RecurrentLayer, check_positive_int, check_step, init_uniform
+from .layers import RecurrentLayer, check_positive_int, check_step, register_cell_parameters
 
 __all__ = ["gru_parameter_shapes", "gru_step", "GRUCell", "GRU"]
 
@@ -96,12 +96,7 @@ class GRUCell(nn.Module):
         check_positive_int("hidden_size", hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.reset_after, self.fused = reset_after, fused
-        for name, shape in gru_parameter_shapes(input_size, hidden_size, bias).items():
-            self.register_parameter(name, nn.Parameter(torch.empty(*shape, device=device, dtype=dtype)))
-        if not bias:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        init_uniform(self, hidden_size)
+        register_cell_parameters(self, gru_parameter_shapes(input_size, hidden_size, bias), hidden_size, bias, device, dtype)
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         """The zero state (B, H), on the device and dtype of the parameters."""

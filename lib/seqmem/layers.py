@@ -56,6 +56,18 @@ def init_uniform(module: nn.Module, hidden_size: int) -> None:
         nn.init.uniform_(p, -bound, bound)
 
 
+def register_cell_parameters(cell: nn.Module, shapes: dict[str, tuple], hidden_size: int, bias: bool,
+                             device=None, dtype=None) -> None:
+    """Give a cell the parameters ``shapes`` names, torch-initialised; without bias, the bias
+    attributes exist and are None, as in torch's cells."""
+    for name, shape in shapes.items():
+        cell.register_parameter(name, nn.Parameter(torch.empty(*shape, device=device, dtype=dtype)))
+    if not bias:
+        cell.register_parameter("bias_ih", None)
+        cell.register_parameter("bias_hh", None)
+    init_uniform(cell, hidden_size)
+
+
 def check_step(x: torch.Tensor, h: torch.Tensor, input_size: int, hidden_size: int, name: str = "h") -> None:
     """A cell's checks: x (B, I) and the state's part ``name`` (B, H); ``ValueError`` otherwise."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != input_size:

@@ -62,7 +62,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import RecurrentLayer, check_positive_int, check_step, init_uniform
+from .layers import RecurrentLayer, check_positive_int, check_step, register_cell_parameters
 
 __all__ = ["LSTMState", "FGRState", "LSTMVariant", "VARIANTS", "lstm_parameter_shapes", "lstm_step",
            "LSTMCell", "LSTM"]
@@ -221,12 +221,7 @@ class LSTMCell(nn.Module):
         self.input_size, self.hidden_size, self.bias, self.variant, self.fused = (
             input_size, hidden_size, bias, variant, fused)
         self.input_activation, self.output_activation = _activations(v, input_activation, output_activation)
-        for name, shape in lstm_parameter_shapes(input_size, hidden_size, variant, bias).items():
-            self.register_parameter(name, nn.Parameter(torch.empty(*shape, device=device, dtype=dtype)))
-        if not bias:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        init_uniform(self, hidden_size)
+        register_cell_parameters(self, lstm_parameter_shapes(input_size, hidden_size, variant, bias), hidden_size, bias, device, dtype)
 
     def initial_state(self, batch_size: int):
         """The zero state, on the device and dtype of the parameters."""

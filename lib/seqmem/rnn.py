@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .layers import RecurrentLayer, check_positive_int, check_step, init_uniform
+from .layers import RecurrentLayer, check_positive_int, check_step, register_cell_parameters
 
 __all__ = ["rnn_step", "rnn_parameter_shapes", "RNNCell", "NaiveRNNCell", "RNN", "NONLINEARITIES"]
 
@@ -87,12 +87,7 @@ class RNNCell(nn.Module):
         _nonlinearity(nonlinearity)  # fail early on an unknown name
         self.input_size, self.hidden_size = input_size, hidden_size
         self.bias, self.nonlinearity = bias, nonlinearity
-        for name, shape in rnn_parameter_shapes(input_size, hidden_size, bias).items():
-            self.register_parameter(name, nn.Parameter(torch.empty(*shape, device=device, dtype=dtype)))
-        if not bias:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        init_uniform(self, hidden_size)
+        register_cell_parameters(self, rnn_parameter_shapes(input_size, hidden_size, bias), hidden_size, bias, device, dtype)
 
     def initial_state(self, batch_size: int) -> torch.Tensor:
         """The zero state (B, H), on the device and dtype of the parameters."""
