@@ -12,16 +12,6 @@ from seqmem import tasks
 STEPS, T, K, SYMBOLS, H = 300, 20, 2, 4, 32
 
 
-@pytest.fixture
-def one_thread():
-    # Batches this small run fastest on one thread; on a 2-vCPU machine two intra-op threads made
-    # this training about 10x slower (thread hand-offs cost more than the tiny matmuls).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Tagger(torch.nn.Module):
     def __init__(self, bidirectional: bool):
         super().__init__()
@@ -48,12 +38,12 @@ def _trained_accuracy(bidirectional: bool) -> float:
     return (pred[labelled] == y[labelled]).float().mean().item()
 
 
-def test_bidirectional_rnn_tags_with_the_future(one_thread):
+def test_bidirectional_rnn_tags_with_the_future():
     acc = _trained_accuracy(bidirectional=True)
     assert acc >= 0.99, acc  # measured: 1.000
 
 
-def test_unidirectional_rnn_stays_at_chance(one_thread):
+def test_unidirectional_rnn_stays_at_chance():
     # The label at t is independent of steps 0..t, so the forward model's guesses are right with
     # probability 1/4 whatever it learned: over 18,000 labels the accuracy is 0.25 with a standard
     # deviation of 0.0032, and 0.25 + 0.02 is six deviations away. Measured: 0.258.

@@ -97,3 +97,63 @@ def test_future_tagging_checks_k():
         tasks.future_tagging(2, 4, k=4)
     with pytest.raises(ValueError, match=r"k must be an int in \[1, T\)"):
         tasks.future_tagging(2, 4, k=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 1: the shapes of sequence problems, and slot filling
+
+
+def test_number_to_bits_writes_the_binary_digits(dev):
+    x, y = tasks.number_to_bits(50, n_bits=5, generator=gen(), device=dev)
+    assert x.shape == (50, 5, 32) and y.shape == (50, 5) and y.dtype == torch.int64
+    assert x.device.type == dev.type
+    assert torch.all(x[:, 0].sum(-1) == 1) and x[:, 1:].abs().sum() == 0  # one input, then nothing
+    n = x[:, 0].argmax(-1)
+    for b in range(50):
+        assert "".join(map(str, y[b].tolist())) == format(int(n[b]), "05b")
+
+
+def test_collapse_runs_by_hand():
+    x, y = tasks.collapse_runs(200, n_runs=3, max_run=3, n_symbols=4, generator=gen(3))
+    assert x.shape == (200, 12, 5) and y.shape == (200, 3)
+    assert torch.all(y[:, 1:] != y[:, :-1])  # neighbouring runs differ
+    assert torch.all(x[:, 9:, 4] == 1) and x[:, 9:, :4].abs().sum() == 0 and x[:, :9, 4].abs().sum() == 0
+    lengths = set()
+    for b in range(200):
+        frames = [int(v.argmax()) for v in x[b, :9] if v.sum() > 0]
+        assert torch.all(x[b, len(frames):9] == 0)  # the runs first, then silence
+        collapsed = [s for i, s in enumerate(frames) if i == 0 or s != frames[i - 1]]
+        assert collapsed == y[b].tolist()
+        lengths.add(len(frames))
+    assert lengths == set(range(3, 10))  # inputs of every length from n_runs to n_runs * max_run
+
+
+def test_slot_filling_same_word_different_slot(dev):
+    vocab, labels = tasks.slot_vocab(), tasks.SLOT_LABELS
+    x, y = tasks.slot_filling(300, generator=gen(4), device=dev)
+    assert x.shape == y.shape == (300, 9) and x.device.type == dev.type and y.dtype == torch.int64
+    seen = set()
+    for b in range(300):
+        words = [w for w in vocab.decode(x[b]) if w != "<pad>"]
+        slots = [labels[i] for i in y[b, : len(words)].tolist()]
+        assert torch.all(y[b, len(words):] == tasks.IGNORE_INDEX)
+        v = words.index("arrive") if "arrive" in words else words.index("leave")
+        expected = ("destination", "time of arrival") if words[v] == "arrive" else ("place of departure", "time of departure")
+        assert words[v + 2] == "on" and slots[v + 1] == expected[0] and slots[v + 3:] == [expected[1]] * 2
+        assert set(slots[: v + 1]) | {slots[v + 2]} == {"none"}
+        seen.add((words[v + 1], slots[v + 1]))
+    # Taipei is a destination in some sentences and a place of departure in others
+    assert {("Taipei", "destination"), ("Taipei", "place of departure")} <= seen
+
+
+def test_slot_filling_unknown_cities_are_other_and_seeded():
+    vocab = tasks.slot_vocab()
+    assert vocab.tokens[-1] == "<other>" and "Taipei" in vocab and "Gondor" not in vocab
+    x, y = tasks.slot_filling(50, cities=("Gondor",), generator=gen(5))
+    city = (y == 1) | (y == 3)
+    assert torch.all(x[city] == vocab.other_id) and city.sum(1).eq(1).all()
+    a = tasks.slot_filling(20, generator=gen(6))
+    b = tasks.slot_filling(20, generator=gen(6))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(ValueError, match="cities must be a non-empty sequence"):
+        tasks.slot_filling(2, cities="Taipei")

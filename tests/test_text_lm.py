@@ -17,16 +17,6 @@ from seqmem.text import OTHER, TrigramHasher, Vocab, letter_trigrams, one_hot
 LEXICON = ["apple", "bag", "cat", "dog", "elephant"]  # Seed 003, page 4
 
 
-@pytest.fixture
-def one_thread():
-    # Small batches train fastest on one thread; on a 2-vCPU machine two intra-op threads made the
-    # CharRNNLM training about 15x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def corpus():
     """The standard-library text as ids (closed character vocabulary), split 90/5/5."""
@@ -167,6 +157,7 @@ def test_bigram_counts_by_hand():
     assert model.prob([0], 1) == pytest.approx(3 / 5)
     assert model.prob([0], 2) == pytest.approx(1 / 5)  # unseen, yet not zero
     assert model.prob([2], 0) == pytest.approx(1 / 3)  # unseen context: uniform
+    assert model.num_ngrams == 2 + 2  # unigrams a, b; bigrams ab, ba
     mle = lm.NGramLM(2, alpha=0.0).fit(ids, vocab_size=3)
     assert mle.prob([0], 1) == 1.0 and mle.prob([0], 2) == 0.0  # the lecture's count ratio
     assert mle.perplexity([0, 2]) == math.inf
@@ -305,7 +296,7 @@ def test_sampling_with_a_seeded_generator_repeats():
 
 
 @pytest.mark.slow
-def test_char_rnn_beats_the_bigram_on_held_out_text(corpus, one_thread):
+def test_char_rnn_beats_the_bigram_on_held_out_text(corpus):
     """Seed 0; H = 128; 300 Adam steps (lr 3e-3, clip 1.0) on 32 windows of 64 characters.
 
     Measured: held-out perplexity 7.72, against bigram 14.9 and trigram 9.2; about 4 s of training

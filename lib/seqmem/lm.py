@@ -199,6 +199,12 @@ class NGramLM:
         self._tables = [self._count(ids, k) for k in range(1, self.n + 1)]
         return self
 
+    @property
+    def num_ngrams(self) -> int:
+        """The model's size: how many distinct n-grams of orders 1..n it has counted and stores."""
+        self._check_fitted()
+        return sum(len(keys) for keys, *_ in self._tables)
+
     def _keys(self, windows: np.ndarray) -> np.ndarray:
         # (N, k) windows -> (N,) base-V numbers: (w_1, ..., w_k) -> w_1 V^(k-1) + ... + w_k
         k = windows.shape[-1]
