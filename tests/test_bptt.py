@@ -331,3 +331,38 @@ def test_fit_truncate_learns_delayed_echo():
     with torch.no_grad():
         acc = (model(x)[0].argmax(-1) == y)[:, 2:].float().mean().item()
     assert acc >= 0.95, acc
+
+
+# ---- the memory of BPTT ----------------------------------------------------------------------
+
+
+def test_saved_tensor_bytes_counts_what_autograd_keeps_and_nothing_under_no_grad():
+    a = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    y, n = bptt.saved_tensor_bytes(lambda: (a * b).sum())
+    assert n == a.nbytes + b.nbytes  # mul saves both factors; sum saves nothing but a shape
+    y.backward()  # the graph is intact
+    torch.testing.assert_close(a.grad, b.detach())
+    _, n = bptt.saved_tensor_bytes(lambda: torch.tanh(a) * 2)
+    assert n == a.nbytes  # tanh saves its output; multiplying by a Python number saves nothing
+    _, n = bptt.saved_tensor_bytes(lambda: torch.tanh(a @ a.T) @ a)  # a saved by two ops: counted once
+    assert n == a.nbytes + 3 * 3 * 8
+    with torch.no_grad():
+        assert bptt.saved_tensor_bytes(lambda: torch.tanh(a @ a.T) @ a)[1] == 0
+    with pytest.raises(TypeError, match="expects a function to run, got Tensor"):
+        bptt.saved_tensor_bytes(a)
+
+
+def test_bptt_memory_grows_linearly_in_T():
+    """Autograd keeps a (B, H) state and a (B, I) input for every step: a + b T bytes, exactly."""
+    torch.manual_seed(0)
+    B, I, H = 4, 3, 16
+    rnn = torch.nn.RNN(I, H)
+    Ts = [10, 20, 40, 80]
+    saved = [bptt.saved_tensor_bytes(rnn, torch.randn(T, B, I))[1] for T in Ts]
+    slopes = np.diff(saved) / np.diff(Ts)
+    assert np.all(slopes == slopes[0]) and slopes[0] >= B * H * 4, (saved, slopes)
+    params = {"W_xh": np.zeros((H, I)), "W_hh": np.zeros((H, H)), "b": np.zeros(H)}
+    for T in Ts:  # the NumPy cache: h_0, ..., h_T and x_1, ..., x_T in float64
+        _, cache = bptt.forward(params, np.zeros((T, B, I)), np.zeros((B, H)))
+        assert sum(a.nbytes for a in cache.values()) == ((T + 1) * B * H + T * B * I) * 8

@@ -25,15 +25,22 @@ signal back at most k steps; ``backward(..., truncate=k)``. ``gradient_norms`` s
 δ is multiplied by diag(σ') W_hh^T at every step back, so its norm shrinks or grows geometrically
 (vanishing or exploding gradients). ``clip_grad_norm`` is the remedy for the second.
 
+BPTT needs every state of the forward pass when it runs backwards: its memory grows linearly with
+T. ``forward``'s cache holds exactly h_0, ..., h_T and x_1, ..., x_T; for a torch model,
+``saved_tensor_bytes`` counts what autograd keeps for the backward pass (chapter 2's table).
+
 Dimensions: T time, B batch, I input size, H hidden size. Arrays are time first, as in ``unroll``.
 Python counts from 0, the lecture from 1: ``xs[t - 1]`` is x_t, and the cache's ``h[t]`` is h_t
 with ``h[0]`` = h_0, the initial state.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Callable
 
-__all__ = ["forward", "backward", "clip_grad_norm", "gradient_norms", "PARAM_NAMES"]
+import numpy as np
+import torch
+
+__all__ = ["forward", "backward", "clip_grad_norm", "gradient_norms", "saved_tensor_bytes", "PARAM_NAMES"]
 
 #: The keys of ``params``: W_xh (H, I), W_hh (H, H), b (H,).
 PARAM_NAMES = ("W_xh", "W_hh", "b")
@@ -218,3 +225,29 @@ def clip_grad_norm(grads: dict, max_norm: float):
     scale = float(max_norm) / max(norm, float(max_norm))  # 1 when already short enough
     # A Python float keeps each array's dtype (an np.float64 would promote float32 arrays).
     return {k: g * scale for k, g in grads.items()}, norm
+
+
+def saved_tensor_bytes(fn: Callable, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` and count the bytes autograd keeps for the backward pass.
+
+    Every tensor an operation saves for backward passes through
+    ``torch.autograd.graph.saved_tensors_hooks``. Each storage is counted once, whole: a state
+    saved by two operations (the tanh that made it and the matmul that reads it) costs its memory
+    once. Under ``torch.no_grad()`` nothing is saved and the count is 0.
+
+    Returns:
+        ``(result, nbytes)``: what ``fn`` returned (its graph intact, so ``backward`` still works)
+        and the number of bytes saved for backward.
+    """
+    if not callable(fn):
+        raise TypeError(f"saved_tensor_bytes expects a function to run, got {type(fn).__name__}")
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()  # kept alive by the graph: no reuse
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        result = fn(*args, **kwargs)
+    return result, sum(storages.values())
