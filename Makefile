@@ -2,7 +2,7 @@
 #   make book         build the book into _build/html (executing every chapter)
 #   make test         run the whole test suite (the book build included)
 #   make lab          JupyterLab on the repository, with nbgrader's extensions
-#   make assignments  regenerate the student notebooks in notebooks/ from solutions/
+#   make assignments  regenerate the student notebooks in notebooks/ from solutions/ (and the gradebook's record of them)
 #   make bench        run the benchmarks
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -60,11 +60,13 @@ test: $(STAMP) browser
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=.
 
+# Also records each assignment and its graded cells in gradebook.db, which autograding needs.
 assignments: $(STAMP)
-	for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment "$$a" --force --no-db || exit 1; done
+	for a in $(ASSIGNMENTS); do $(BIN)/nbgrader generate_assignment "$$a" --force || exit 1; done
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
+# Removes the build only: gradebook.db holds the grades and is never deleted by make.
 clean:
-	rm -rf _build gradebook.db
+	rm -rf _build

@@ -255,3 +255,13 @@ def test_ctc_loss_trains_free_logits_to_spell_the_target(dev):
         opt.step()
     assert loss.item() < 0.05 * first, (first, loss.item())
     assert ctc.greedy_decode(logits.detach().log_softmax(-1)) == [1, 2, 2, 3]
+
+
+def test_unbatched_log_probs_take_one_target_and_bool_targets_are_refused():
+    log_probs = torch.randn(6, 4).log_softmax(-1)  # (T, C), unbatched
+    with pytest.raises(ValueError, match=r"one target sequence.*\(2, 2\)"):
+        ctc.ctc_loss(log_probs, torch.tensor([[1, 2], [3, 1]]), 6, 2)
+    one = ctc.ctc_loss(log_probs, torch.tensor([[1, 2]]), 6, 2)  # (1, S) is one sequence
+    torch.testing.assert_close(one, ctc.ctc_loss(log_probs, torch.tensor([1, 2]), 6, 2))
+    with pytest.raises(TypeError, match="integer"):
+        ctc.ctc_loss(log_probs.unsqueeze(1), torch.tensor([[True, False]]), [6], [2])

@@ -227,3 +227,27 @@ def test_stacked_bad_input_raises_clear_errors(make, match):
     stacked = seqmem.Stacked(seqmem.RNNCell, 3, 5, num_layers=2)
     with pytest.raises(ValueError, match=match):
         make(stacked)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: seqmem.RNNCell(3, 4), lambda: seqmem.GRUCell(3, 4), lambda: seqmem.LSTMCell(3, 4),
+    lambda: seqmem.LSTMCell(3, 4, variant="V"), lambda: seqmem.NestedLSTMCell(3, 4),
+    lambda: seqmem.SCRNCell(3, 4, context_size=2)], ids=["rnn", "gru", "lstm", "lstm-V", "nested", "scrn"])
+def test_cells_refuse_a_dtype_other_than_their_parameters(make):
+    cell = make()
+    state = cell.initial_state(2)
+    with pytest.raises(ValueError, match=r"x must have the parameters' dtype torch.float32, got torch.float64"):
+        cell(state, torch.randn(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="dtype torch.float32, got torch.int64"):
+        cell(state, torch.ones(2, 3, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("layer", [seqmem.RNN, seqmem.LSTM, seqmem.GRU])
+def test_layers_refuse_a_dtype_other_than_their_parameters(layer):
+    module = layer(3, 4, num_layers=2)
+    with pytest.raises(ValueError, match=r"input must have the parameters' dtype torch.float32, got torch.float64"):
+        module(torch.randn(5, 2, 3, dtype=torch.float64))
+    h0 = torch.zeros(2, 2, 4, dtype=torch.float64)
+    hx = h0 if layer is not seqmem.LSTM else (h0, h0)
+    with pytest.raises(ValueError, match="dtype torch.float32, got torch.float64"):
+        module(torch.randn(5, 2, 3), hx)

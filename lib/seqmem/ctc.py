@@ -175,9 +175,13 @@ def _check_inputs(log_probs, targets, input_lengths, target_lengths, blank):
             or not log_probs.is_floating_point():
         got = tuple(log_probs.shape) if isinstance(log_probs, torch.Tensor) else type(log_probs).__name__
         raise ValueError(f"log_probs must be a floating tensor of shape (T, N, C) or (T, C), got {got}")
-    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.is_complex():
+    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.is_complex() \
+            or targets.dtype == torch.bool:
         raise TypeError(f"targets must be an integer tensor, got {getattr(targets, 'dtype', type(targets).__name__)}")
     if log_probs.dim() == 2:  # unbatched, as torch: add the batch dimension
+        if targets.dim() != 1 and not (targets.dim() == 2 and targets.shape[0] == 1):
+            raise ValueError("unbatched log_probs (T, C) take one target sequence, of shape (S,) or (1, S); "
+                             f"got targets of shape {tuple(targets.shape)}")
         log_probs, targets = log_probs.unsqueeze(1), targets.reshape(1, -1)
     T, N, C = log_probs.shape
     if not isinstance(blank, int) or not 0 <= blank < C:

@@ -103,7 +103,7 @@ class GRUCell(nn.Module):
         return self.weight_hh.new_zeros(batch_size, self.hidden_size)
 
     def forward(self, h: torch.Tensor, x: torch.Tensor):
-        check_step(x, h, self.input_size, self.hidden_size)
+        check_step(x, h, self.input_size, self.hidden_size, like=self.weight_hh)
         if self.fused and self.reset_after:
             h_next = torch._VF.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
             return h_next, h_next

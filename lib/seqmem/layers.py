@@ -68,14 +68,30 @@ def register_cell_parameters(cell: nn.Module, shapes: dict[str, tuple], hidden_s
     init_uniform(cell, hidden_size)
 
 
-def check_step(x: torch.Tensor, h: torch.Tensor, input_size: int, hidden_size: int, name: str = "h") -> None:
-    """A cell's checks: x (B, I) and the state's part ``name`` (B, H); ``ValueError`` otherwise."""
+def check_step(x: torch.Tensor, h: torch.Tensor, input_size: int, hidden_size: int, name: str = "h",
+               like: torch.Tensor | None = None) -> None:
+    """A cell's checks: x (B, I) and the state's part ``name`` (B, H), both of the dtype and device
+    of ``like`` (a parameter) when given; ``ValueError`` otherwise."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != input_size:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (B, {input_size}), got {got}")
     if not isinstance(h, torch.Tensor) or tuple(h.shape) != (x.shape[0], hidden_size):
         got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
         raise ValueError(f"{name} must have shape ({x.shape[0]}, {hidden_size}), got {got}")
+    if like is not None:
+        check_like(like, x=x, **{name: h})
+
+
+def check_like(param: torch.Tensor, **tensors: torch.Tensor) -> None:
+    """Inputs and states must share the parameters' dtype and device (torch.nn.RNN insists too):
+    ``ValueError`` naming both, rather than a type error from deep inside a matmul."""
+    for name, t in tensors.items():
+        if t.dtype != param.dtype:
+            raise ValueError(f"{name} must have the parameters' dtype {param.dtype}, got {t.dtype} "
+                             f"(convert the input with .to({param.dtype}) or the module with .to(dtype))")
+        if t.device != param.device:
+            raise ValueError(f"{name} is on {t.device} but the parameters are on {param.device}: "
+                             "move the module or the data so that they share one device")
 
 
 def run_stacked(cells: Sequence[Callable], x: torch.Tensor, states: Sequence | None = None,
@@ -282,6 +298,7 @@ class RecurrentLayer(nn.Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"input's last dimension must be input_size={self.input_size}, "
                              f"got shape {tuple(input.shape)}")
+        check_like(getattr(self, self._flat_names[0]), input=input)
         return input.dim() == 3
 
     def _state_parts(self, hx, batch: int | None) -> tuple | None:
@@ -299,6 +316,7 @@ class RecurrentLayer(nn.Module):
             if not isinstance(part, torch.Tensor) or tuple(part.shape) != want:
                 got = tuple(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
                 raise ValueError(f"{name} must have shape {want} (num_layers * directions, B, {size}), got {got}")
+            check_like(getattr(self, self._flat_names[0]), **{name: part})
         return tuple(parts)
 
     def forward(self, input: torch.Tensor, hx=None):

@@ -249,8 +249,8 @@ class LSTMCell(nn.Module):
         if not isinstance(state, tuple) or len(state) != n:
             raise ValueError(f"state must be an {kind}, got {type(state).__name__}"
                              + (f" of length {len(state)}" if isinstance(state, tuple) else ""))
-        check_step(x, state[0], self.input_size, self.hidden_size, "h")
-        check_step(x, state[1], self.input_size, self.hidden_size, "c")
+        check_step(x, state[0], self.input_size, self.hidden_size, "h", like=self.weight_hh)
+        check_step(x, state[1], self.input_size, self.hidden_size, "c", like=self.weight_hh)
         if n == 3 and tuple(state[2].shape) != (x.shape[0], 3 * self.hidden_size):
             raise ValueError(f"gates must have shape ({x.shape[0]}, {3 * self.hidden_size}), "
                              f"got {tuple(state[2].shape)}")

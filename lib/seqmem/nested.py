@@ -52,6 +52,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .layers import check_like
+
 __all__ = ["NestedLSTMState", "NestedLSTMCell", "lstm_gates"]
 
 
@@ -137,6 +139,7 @@ class NestedLSTMCell(nn.Module):
             if not isinstance(part, torch.Tensor) or tuple(part.shape) != want:
                 got = tuple(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
                 raise ValueError(f"state.{name} must have shape {want}, got {got}")
+        check_like(self.weight_hh, x=x, **{f"state.{n}": t for n, t in zip(NestedLSTMState._fields, state)})
         return state
 
     def extra_repr(self) -> str:

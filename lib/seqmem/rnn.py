@@ -94,7 +94,7 @@ class RNNCell(nn.Module):
         return self.weight_hh.new_zeros(batch_size, self.hidden_size)
 
     def forward(self, h: torch.Tensor, x: torch.Tensor):
-        check_step(x, h, self.input_size, self.hidden_size)
+        check_step(x, h, self.input_size, self.hidden_size, like=self.weight_hh)
         h_next = rnn_step(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.nonlinearity)
         return h_next, h_next
 

@@ -35,6 +35,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .layers import check_like
+
 __all__ = ["SCRNState", "SCRNCell"]
 
 _NONLINEARITIES = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}
@@ -111,6 +113,7 @@ class SCRNCell(nn.Module):
             if not isinstance(part, torch.Tensor) or tuple(part.shape) != (x.shape[0], size):
                 got = tuple(part.shape) if isinstance(part, torch.Tensor) else type(part).__name__
                 raise ValueError(f"state.{name} must have shape ({x.shape[0]}, {size}), got {got}")
+        check_like(self.A, x=x, **{"state.h": state[0], "state.s": state[1]})
         return state
 
     def extra_repr(self) -> str:
