@@ -310,3 +310,20 @@ def test_char_rnn_beats_the_bigram_on_held_out_text(corpus):
                steps=300, lr=3e-3, clip_grad_norm=1.0, progress=False)
     rnn = lm.perplexity(model, valid)
     assert rnn < bigram, (rnn, bigram)
+
+
+def test_perplexity_of_a_diverged_model_is_inf_not_an_overflow():
+    vocab_size = 5
+
+    class Diverged(torch.nn.Module):  # certain of the wrong token: a huge loss per token
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, state=None):
+            logits = torch.full((*x.shape, vocab_size), -1e4)
+            logits[..., 0] = 1e4
+            return logits, state
+
+    ids = torch.ones(50, dtype=torch.long)  # token 1, never 0
+    assert lm.perplexity(Diverged(), ids, chunk_len=10) == float("inf")

@@ -13,6 +13,7 @@ from .layers import Stacked, run_stacked
 from .lstm import LSTM, FGRState, LSTMCell, LSTMState
 from .gru import GRU, GRUCell
 from . import ctc, tagging
+from . import data
 from .nested import NestedLSTMCell, NestedLSTMState
 from .scrn import SCRNCell, SCRNState
 
@@ -25,5 +26,5 @@ __all__ = [
     "rnn_step", "RNNCell", "NaiveRNNCell", "RNN",
     "layers", "Stacked", "run_stacked",
     "LSTMState", "FGRState", "LSTMCell", "LSTM", "GRUCell", "GRU",
-    "ctc", "tagging", "NestedLSTMCell", "NestedLSTMState", "SCRNCell", "SCRNState",
+    "ctc", "tagging", "data", "NestedLSTMCell", "NestedLSTMState", "SCRNCell", "SCRNState",
 ]

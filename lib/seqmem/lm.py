@@ -276,7 +276,7 @@ class NGramLM:
         logp = self.log_prob(tokens)
         if len(logp) == 0:
             raise ValueError("perplexity needs at least one token")
-        return math.exp(-logp.mean().item())
+        return _exp(-logp.mean().item())
 
     def generate(self, context, n_tokens: int, generator: torch.Generator | None = None) -> list[int]:
         """Sample ``n_tokens`` ids one after another, each from P(· | the last n - 1 ids)."""
@@ -412,7 +412,12 @@ def perplexity(model: nn.Module, ids: torch.Tensor, chunk_len: int = 256, batch_
         nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[:, j : j + chunk_len].reshape(-1),
                                reduction="sum").item()
     model.train(was_training)
-    return math.exp(nll / (n * batch_size))
+    return _exp(nll / (n * batch_size))
+
+
+def _exp(mean_nll: float) -> float:
+    """exp(mean NLL) as a perplexity; inf for a diverged model (math.exp overflows past ~709)."""
+    return math.exp(mean_nll) if mean_nll < 709.0 else math.inf
 
 
 @torch.no_grad()
