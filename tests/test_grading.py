@@ -2,22 +2,16 @@
 
 A temporary course directory gets the assignment sources and the course's nbgrader_config.py; the
 release is generated there and compared with the committed notebooks/; canned submissions are
-autograded in one batch and their scores read back from the gradebook.
+autograded in one batch and their scores read back from the gradebook (tests/grading_helpers.py
+does the driving, for every homework's test module).
 """
 import csv
 import json
-import os
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import nbformat
 import pytest
 
-from conftest import ROOT
-from test_hygiene import solution_and_hidden_lines
+from grading_helpers import (assert_feedback_hides_hidden_tests, autograde_alone, build_course,
+                             committed_release, generated_release, nbgrader, scores)
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
@@ -116,57 +110,18 @@ SUBMISSIONS = {
 }
 
 
-def nbgrader(*args, cwd):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run([str(Path(sys.executable).parent / "nbgrader"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=1200)
-
-
-def _fill(release: Path, replacements: dict) -> nbformat.NotebookNode:
-    nb = nbformat.read(release, as_version=4)
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in replacements:
-            cell.source = replacements[gid].strip("\n")
-    return nb
-
-
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    root = tmp_path_factory.mktemp("course")
-    shutil.copytree(ROOT / "solutions", root / "solutions")
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    result = nbgrader("generate_assignment", HW, cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    release = root / "notebooks" / HW / f"{HW}.ipynb"
-    for student, (replacements, _) in SUBMISSIONS.items():
-        assert nbgrader("db", "student", "add", student, cwd=root).returncode == 0
-        folder = root / "submitted" / student / HW
-        folder.mkdir(parents=True)
-        if replacements == "source":
-            shutil.copy(root / "solutions" / HW / f"{HW}.ipynb", folder / f"{HW}.ipynb")
-        else:
-            nbformat.write(_fill(release, replacements), folder / f"{HW}.ipynb")
-    # a submission that is not a notebook at all must not stop the batch
-    assert nbgrader("db", "student", "add", "broken", cwd=root).returncode == 0
-    (root / "submitted" / "broken" / HW).mkdir(parents=True)
-    (root / "submitted" / "broken" / HW / f"{HW}.ipynb").write_text("{ this is not json")
-    start = time.perf_counter()
-    graded = nbgrader("autograde", HW, cwd=root)
-    elapsed = time.perf_counter() - start
-    return {"root": root, "autograde": graded, "seconds": elapsed}
+    return build_course(tmp_path_factory.mktemp("course"), HW, SUBMISSIONS)
 
 
-def _scores(root: Path, student: str) -> dict:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        return {gid: gb.find_grade(gid, HW, HW, student).score for gid in POINTS}
+def _scores(root, student: str) -> dict:
+    return scores(root, HW, student, POINTS)
 
 
 def test_release_is_what_make_assignments_generates(course):
-    generated = json.loads((course["root"] / "notebooks" / HW / f"{HW}.ipynb").read_text())
-    committed = json.loads((ROOT / "notebooks" / HW / f"{HW}.ipynb").read_text())
+    generated = json.loads(generated_release(course["root"], HW))
+    committed = json.loads(committed_release(HW))
     assert generated == committed, "notebooks/ is stale: run `make assignments` and commit the result"
 
 
@@ -207,31 +162,14 @@ def test_batch_finishes_despite_bad_submissions(course):
 
 def test_one_submission_autogrades_within_60_seconds(course):
     # the slowest honest submission is the source; time it alone in a fresh course folder
-    root = course["root"]
-    timing = root / "timing"
-    shutil.copytree(root / "solutions", timing / "solutions")
-    shutil.copy(root / "nbgrader_config.py", timing)
-    assert nbgrader("generate_assignment", HW, cwd=timing).returncode == 0
-    folder = timing / "submitted" / "alone" / HW
-    folder.mkdir(parents=True)
-    shutil.copy(timing / "solutions" / HW / f"{HW}.ipynb", folder)
-    start = time.perf_counter()
-    result = nbgrader("autograde", HW, "--student", "alone", "--create", cwd=timing)
-    seconds = time.perf_counter() - start
+    result, seconds = autograde_alone(course["root"], HW)
     assert result.returncode == 0, result.stderr[-3000:]
     assert seconds <= 60, f"autograding one submission took {seconds:.1f} s"
 
 
 def test_feedback_and_export_hide_the_hidden_tests(course):
     root = course["root"]
-    result = nbgrader("generate_feedback", HW, cwd=root)
-    assert (root / "feedback" / "partial" / HW / f"{HW}.html").exists(), result.stderr[-3000:]
-    hidden = [line for line in solution_and_hidden_lines() if "grading.check" in line]
-    assert hidden, "expected hidden tests that call seqmem.grading"
-    for page in (root / "feedback").rglob("*.html"):
-        text = page.read_text()
-        for line in hidden:
-            assert line not in text, f"{page}: shows hidden test {line!r}"
+    assert_feedback_hides_hidden_tests(root, HW, "partial")
     result = nbgrader("export", "--to", str(root / "grades.csv"), cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {r["student_id"]: r for r in csv.DictReader(open(root / "grades.csv"))}
