@@ -36,11 +36,11 @@ $(MATHJAX)/tex-chtml.js: $(STAMP)
 	rm -rf $(MATHJAX) && mkdir -p $(MATHJAX) && cp -r "$$src"/tex-chtml.js "$$src"/input "$$src"/output "$$src"/ui "$$src"/a11y $(MATHJAX)/
 
 book: $(STAMP) $(MATHJAX)/tex-chtml.js
+	@# The key is taken once, before the build: a library edited during a build re-executes next time.
 	@key=$(BOOK_KEY); if [ -d _build ] && [ "$$(cat _build/.seqmem-key 2>/dev/null)" != "$$key" ]; then \
 		echo "lib/seqmem or the requirements changed: clearing _build to re-execute every chapter"; \
-		rm -rf _build; fi
-	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
-	@echo $(BOOK_KEY) > _build/.seqmem-key
+		rm -rf _build; fi; \
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet && echo $$key > _build/.seqmem-key
 	@echo "The book is in _build/html/index.html"
 
 book-key:
