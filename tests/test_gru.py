@@ -8,17 +8,10 @@ import pytest
 import torch
 
 import seqmem
+from layer_helpers import LAYER_CONFIGS, grads, randn, torch_pair
 from seqmem.gru import gru_step
 
 I, H = 3, 5
-
-
-def _grads(module, *tensors):
-    return [p.grad for p in module.parameters()] + [t.grad for t in tensors]
-
-
-def _randn(g, *shape, dev="cpu"):
-    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dev).requires_grad_()
 
 
 def textbook(x, h, W_i, W_h, b_i, b_h):
@@ -46,7 +39,7 @@ def test_gru_cell_is_torch_gru_cell(fused, bias, dev):
     results = []
     for module in (ref, cell):
         g = torch.Generator().manual_seed(1)
-        x, h = _randn(g, 4, I, dev=dev), _randn(g, 4, H, dev=dev)
+        x, h = randn(g, 4, I, dev=dev), randn(g, 4, H, dev=dev)
         if module is ref:
             h2 = ref(x, h)
         else:
@@ -54,7 +47,7 @@ def test_gru_cell_is_torch_gru_cell(fused, bias, dev):
             assert y is h2
         w = torch.randn(h2.shape, generator=g, dtype=torch.float64).to(dev)
         (h2 * w).sum().backward()
-        results.append([h2, *_grads(module, x, h)])
+        results.append([h2, *grads(module, x, h)])
     for a, b in zip(results[1], results[0]):
         torch.testing.assert_close(a, b)
 
@@ -80,8 +73,8 @@ def test_gru_cell_initial_state(dev):
 def test_gru_step_gradcheck(reset_after):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
-    x, h = _randn(g, 2, 2), _randn(g, 2, 3)
-    params = [_randn(g, 9, 2), _randn(g, 9, 3), _randn(g, 9), _randn(g, 9)]
+    x, h = randn(g, 2, 2), randn(g, 2, 3)
+    params = [randn(g, 9, 2), randn(g, 9, 3), randn(g, 9), randn(g, 9)]
     names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
     f = lambda x, h, *ps: gru_step(x, h, dict(zip(names, ps)), reset_after)[0]  # noqa: E731
     assert torch.autograd.gradcheck(f, (x, h, *params))
@@ -89,21 +82,11 @@ def test_gru_step_gradcheck(reset_after):
 
 # -- GRU ----------------------------------------------------------------------------------------------
 
-CONFIGS = [
-    dict(),
-    dict(num_layers=2),
-    dict(bidirectional=True),
-    dict(num_layers=2, bidirectional=True, batch_first=True),
-    dict(num_layers=2, bias=False),
-]
+CONFIGS = LAYER_CONFIGS
 
 
 def _pair(cfg, dev, fused):
-    torch.manual_seed(0)
-    ref = torch.nn.GRU(I, H, **cfg).to(dev, torch.float64)
-    ours = seqmem.GRU(I, H, fused=fused, **cfg).to(dev, torch.float64)
-    ours.load_state_dict(ref.state_dict())
-    return ref, ours
+    return torch_pair(torch.nn.GRU, seqmem.GRU, I, H, cfg, dev, fused)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "scratch"])
@@ -116,11 +99,11 @@ def test_gru_matches_torch_outputs_and_gradients(cfg, fused, dev):
     results = []
     for module in (ref, ours):
         g = torch.Generator().manual_seed(1)
-        x, h0 = _randn(g, *shape, dev=dev), _randn(g, LD, 4, H, dev=dev)
+        x, h0 = randn(g, *shape, dev=dev), randn(g, LD, 4, H, dev=dev)
         y, h = module(x, h0)
         w = torch.randn(y.shape, generator=g, dtype=torch.float64).to(dev)
         ((y * w).sum() + h.pow(2).sum()).backward()
-        results.append([y, h, *_grads(module, x, h0)])
+        results.append([y, h, *grads(module, x, h0)])
     for a, b in zip(results[1], results[0]):
         torch.testing.assert_close(a, b)
 

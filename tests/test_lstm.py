@@ -9,18 +9,11 @@ import pytest
 import torch
 
 import seqmem
+from layer_helpers import LAYER_CONFIGS, grads, randn, torch_pair
 from seqmem.lstm import VARIANTS, lstm_step
 
 ALL = list(VARIANTS)
 I, H = 3, 5
-
-
-def _grads(module, *tensors):
-    return [p.grad for p in module.parameters()] + [t.grad for t in tensors]
-
-
-def _randn(g, *shape, dev="cpu"):
-    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dev).requires_grad_()
 
 
 # -- NP is torch.nn.LSTMCell ------------------------------------------------------------------------
@@ -36,7 +29,7 @@ def test_lstm_cell_is_torch_lstm_cell(fused, bias, dev):
     results = []
     for module in (ref, cell):
         g = torch.Generator().manual_seed(1)
-        x, h, c = _randn(g, 4, I, dev=dev), _randn(g, 4, H, dev=dev), _randn(g, 4, H, dev=dev)
+        x, h, c = randn(g, 4, I, dev=dev), randn(g, 4, H, dev=dev), randn(g, 4, H, dev=dev)
         if module is ref:
             h2, c2 = ref(x, (h, c))
         else:
@@ -45,7 +38,7 @@ def test_lstm_cell_is_torch_lstm_cell(fused, bias, dev):
             h2, c2 = state
         w = torch.randn(h2.shape, generator=g, dtype=torch.float64).to(dev)
         ((h2 * w).sum() + c2.pow(2).sum()).backward()
-        results.append((h2, c2, _grads(module, x, h, c)))
+        results.append((h2, c2, grads(module, x, h, c)))
     for a, b in zip(results[1][:2], results[0][:2]):
         torch.testing.assert_close(a, b)
     for a, b in zip(results[1][2], results[0][2]):
@@ -63,21 +56,11 @@ def test_lstm_cell_initial_state(dev):
 
 # -- LSTM is torch.nn.LSTM --------------------------------------------------------------------------
 
-CONFIGS = [
-    dict(),
-    dict(num_layers=2),
-    dict(bidirectional=True),
-    dict(num_layers=2, bidirectional=True, batch_first=True),
-    dict(num_layers=2, bias=False),
-]
+CONFIGS = LAYER_CONFIGS
 
 
 def _pair(cfg, dev, fused):
-    torch.manual_seed(0)
-    ref = torch.nn.LSTM(I, H, **cfg).to(dev, torch.float64)
-    ours = seqmem.LSTM(I, H, fused=fused, **cfg).to(dev, torch.float64)
-    ours.load_state_dict(ref.state_dict())
-    return ref, ours
+    return torch_pair(torch.nn.LSTM, seqmem.LSTM, I, H, cfg, dev, fused)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "scratch"])
@@ -90,11 +73,11 @@ def test_lstm_matches_torch_outputs_and_gradients(cfg, fused, dev):
     results = []
     for module in (ref, ours):
         g = torch.Generator().manual_seed(1)
-        x, h0, c0 = _randn(g, *shape, dev=dev), _randn(g, LD, 4, H, dev=dev), _randn(g, LD, 4, H, dev=dev)
+        x, h0, c0 = randn(g, *shape, dev=dev), randn(g, LD, 4, H, dev=dev), randn(g, LD, 4, H, dev=dev)
         y, (h, c) = module(x, (h0, c0))
         w = torch.randn(y.shape, generator=g, dtype=torch.float64).to(dev)  # weigh each output differently
         ((y * w).sum() + h.pow(2).sum() + c.pow(3).sum()).backward()
-        results.append((y, h, c, _grads(module, x, h0, c0)))
+        results.append((y, h, c, grads(module, x, h0, c0)))
     (y1, h1, c1, g1), (y2, h2, c2, g2) = results
     assert y2.shape == y1.shape and h2.shape == h1.shape == c2.shape
     for a, b in zip((y2, h2, c2, *g2), (y1, h1, c1, *g1)):
@@ -327,10 +310,10 @@ def test_lstm_step_gradcheck(variant):
     cell = _randomised(variant, i=2, h=3, fused=False)  # small: gradcheck perturbs every entry
     names = [n for n, _ in cell.named_parameters()]
     g = torch.Generator().manual_seed(4)
-    state = [_randn(g, 2, 3) for _ in range(2)]
+    state = [randn(g, 2, 3) for _ in range(2)]
     if variant == "FGR":
         state.append(torch.rand(2, 9, generator=g, dtype=torch.float64).requires_grad_())
-    x = _randn(g, 2, 2)
+    x = randn(g, 2, 2)
     params = [p.detach().clone().requires_grad_() for p in cell.parameters()]
 
     def f(x, *tensors):
