@@ -20,7 +20,7 @@ ASSIGNMENTS := $(notdir $(wildcard solutions/hw*))
 BOOK_KEY = $(shell find lib/seqmem -type f -name '*.py' -print0 | sort -z | \
 	xargs -0 sha256sum requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: book test lab assignments bench book-key clean browser
+.PHONY: book test lab assignments bench book-key clean browser sandbox
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,14 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium is not installed: the browser tests will be skipped"
 
-test: $(STAMP) browser
+# Autograding runs student code in a bubblewrap sandbox (lib/seqmem/grading/sandbox.py): installed
+# here as root on Debian or Ubuntu; elsewhere install bubblewrap yourself.
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
+		echo "bubblewrap is not installed: autograding will refuse to run"
+
+test: $(STAMP) browser sandbox
 	$(BIN)/python -m pytest
 
 lab: $(STAMP)

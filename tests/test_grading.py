@@ -1,122 +1,157 @@
-"""The grading pipeline, end to end, through nbgrader's own commands and a real gradebook.
+"""Homework 1's grading pipeline, end to end, through nbgrader's own commands and a real gradebook.
 
 A temporary course directory gets the assignment sources and the course's nbgrader_config.py; the
-release is generated there and compared with the committed notebooks/; canned submissions are
-autograded in one batch and their scores read back from the gradebook (tests/grading_helpers.py
-does the driving, for every homework's test module).
+release is generated there and compared with the committed notebooks/; canned submissions and the
+adversarial corpus (tests/adversarial.py, whose tests tests/corpus_checks.py adds here) are
+autograded in one batch and their scores read back from the gradebook.
 """
 import csv
 import json
 
 import pytest
 
-from grading_helpers import (assert_feedback_hides_hidden_tests, autograde_alone, build_course,
-                             committed_release, generated_release, nbgrader, scores)
+from corpus_checks import *  # noqa: F401,F403 (the adversarial corpus's tests, run on this homework)
+from corpus_checks import graded_course
+from grading_helpers import autograde_alone, committed_release, generated_release, nbgrader, scores
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
 HW = "hw1-rnn"
-POINTS = {"test_rnn_cell_forward": 2, "test_bptt_backward": 4, "test_clip_grad_norm": 2, "written_adding": 2}
+POINTS = {"test_rnn_forward_padded": 2, "test_bptt_with_readout": 4, "test_clip_grads_": 2, "written_adding": 2}
 
-# Canned answers, by solution cell id. A submission is the release with some cells replaced.
+# Canned answers, by solution cell id, written differently from the source's.
 RIGHT = {
-    "rnn_cell_forward": '''
-def rnn_cell_forward(x, h, W_ih, W_hh, b_ih, b_hh):
-    return torch.tanh(torch.addmm(b_ih, x, W_ih.t()) + torch.addmm(b_hh, h, W_hh.t()))
+    "rnn_forward_padded": '''
+def rnn_forward_padded(xs, lengths, h0, W_ih, W_hh, b_ih, b_hh):
+    B, T, _ = xs.shape
+    hs = xs.new_zeros(B, T, h0.shape[1])
+    last = h0.clone()
+    for b in range(B):  # one sequence at a time, up to its own length
+        h = h0[b]
+        for t in range(int(lengths[b])):
+            h = torch.tanh(W_ih @ xs[b, t] + b_ih + W_hh @ h + b_hh)
+            hs[b, t] = h
+        last[b] = h
+    return hs, last
 ''',
-    "bptt_backward": '''
-def bptt_backward(params, cache, dhs):
-    xs, hs = cache["xs"], cache["h"]
+    "bptt_with_readout": '''
+def bptt_with_readout(params, xs, ys, h0):
+    W, U, b, V, c = (params[k] for k in ("W_xh", "W_hh", "b", "W_hy", "b_y"))
+    T = xs.shape[1]
+    h = [h0]
+    for t in range(T):
+        h.append(np.tanh(np.einsum("hi,bi->bh", W, xs[:, t]) + np.einsum("hk,bk->bh", U, h[-1]) + b))
+    err = [np.einsum("oh,bh->bo", V, h[t + 1]) + c - ys[:, t] for t in range(T)]
     g = {k: np.zeros_like(v) for k, v in params.items()}
-    carry = np.zeros_like(hs[0])
-    for t in reversed(range(1, len(hs))):
-        d = (dhs[t - 1] + carry) * (1 - hs[t] * hs[t])
-        g["W_xh"] += np.einsum("bh,bi->hi", d, xs[t - 1])
-        g["W_hh"] += np.einsum("bh,bk->hk", d, hs[t - 1])
+    back = np.zeros_like(h0)
+    for t in reversed(range(T)):
+        g["W_hy"] += np.einsum("bo,bh->oh", err[t], h[t + 1])
+        g["b_y"] += err[t].sum(0)
+        d = (np.einsum("bo,oh->bh", err[t], V) + back) * (1 - h[t + 1] ** 2)
+        g["W_xh"] += np.einsum("bh,bi->hi", d, xs[:, t])
+        g["W_hh"] += np.einsum("bh,bk->hk", d, h[t])
         g["b"] += d.sum(0)
-        carry = d @ params["W_hh"]
-    g["h0"] = carry
-    return g
+        back = d @ U
+    g["h0"] = back
+    return 0.5 * float(sum((e ** 2).sum() for e in err)), g
 ''',
-    "clip_grad_norm": '''
-def clip_grad_norm(grads, max_norm):
-    norm = np.sqrt(sum((v ** 2).sum() for v in grads.values()))
-    return {k: v * min(1.0, max_norm / norm) for k, v in grads.items()}
+    "clip_grads_": '''
+def clip_grads_(grads, max_norm):
+    norm = float(sum(g.double().pow(2).sum() for g in grads if g is not None) ** 0.5)
+    for g in grads:
+        if g is not None and norm > max_norm:
+            g *= max_norm / norm
+    return norm
 ''',
 }
-WRONG_BPTT = '''
-def bptt_backward(params, cache, dhs):
-    # forgets the path through later steps: only the direct gradient at each step
-    xs, hs = cache["xs"], cache["h"]
+FORGETS_LATER_STEPS = '''
+def bptt_with_readout(params, xs, ys, h0):
+    # each step's error reaches its own step only: the path through later steps is missing
+    h = [h0]
+    for t in range(xs.shape[1]):
+        h.append(np.tanh(xs[:, t] @ params["W_xh"].T + h[-1] @ params["W_hh"].T + params["b"]))
     g = {k: np.zeros_like(v) for k, v in params.items()}
-    for t in range(1, len(hs)):
-        d = dhs[t - 1] * (1 - hs[t] ** 2)
-        g["W_xh"] += d.T @ xs[t - 1]
-        g["W_hh"] += d.T @ hs[t - 1]
+    loss = 0.0
+    for t in range(xs.shape[1]):
+        e = h[t + 1] @ params["W_hy"].T + params["b_y"] - ys[:, t]
+        loss += 0.5 * float((e ** 2).sum())
+        d = (e @ params["W_hy"]) * (1 - h[t + 1] ** 2)
+        g["W_hy"] += e.T @ h[t + 1]
+        g["b_y"] += e.sum(0)
+        g["W_xh"] += d.T @ xs[:, t]
+        g["W_hh"] += d.T @ h[t]
         g["b"] += d.sum(0)
-    g["h0"] = np.zeros_like(hs[0])
-    return g
+    g["h0"] = np.zeros_like(h0)
+    return loss, g
 '''
 CALLS_LIBRARY = {
-    "rnn_cell_forward": '''
-def rnn_cell_forward(x, h, W_ih, W_hh, b_ih, b_hh):
-    cell = seqmem.RNNCell(x.shape[1], h.shape[1]).to(x.dtype)
+    "rnn_forward_padded": '''
+def rnn_forward_padded(xs, lengths, h0, W_ih, W_hh, b_ih, b_hh):
+    rnn = torch.nn.RNN(xs.shape[2], h0.shape[1], batch_first=True).to(xs.dtype)
     with torch.no_grad():
-        cell.weight_ih.copy_(W_ih); cell.weight_hh.copy_(W_hh); cell.bias_ih.copy_(b_ih); cell.bias_hh.copy_(b_hh)
-    return cell(h, x)[0].detach()
+        for p, w in zip(rnn.parameters(), (W_ih, W_hh, b_ih, b_hh)):
+            p.copy_(w)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)
+        out, last = rnn(packed, h0[None])
+        hs, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=xs.shape[1])
+    return hs, last[0]
 ''',
-    "bptt_backward": '''
-from seqmem.bptt import backward as library_backward
-def bptt_backward(params, cache, dhs):
-    return library_backward(params, cache, dhs)
+    "bptt_with_readout": '''
+def bptt_with_readout(params, xs, ys, h0):
+    leaves = {k: torch.tensor(v, requires_grad=True) for k, v in {**params, "h0": h0}.items()}
+    h, loss = leaves["h0"], 0
+    for t in range(xs.shape[1]):
+        h = torch.tanh(torch.tensor(xs[:, t]) @ leaves["W_xh"].T + h @ leaves["W_hh"].T + leaves["b"])
+        loss = loss + 0.5 * ((h @ leaves["W_hy"].T + leaves["b_y"] - torch.tensor(ys[:, t])) ** 2).sum()
+    loss.backward()
+    return float(loss.detach()), {k: v.grad.numpy() for k, v in leaves.items()}
 ''',
-    "clip_grad_norm": '''
-def clip_grad_norm(grads, max_norm):
-    return seqmem.bptt.clip_grad_norm(grads, max_norm)[0]
+    "clip_grads_": '''
+def clip_grads_(grads, max_norm):
+    params = []
+    for g in grads:
+        if g is not None:
+            p = torch.nn.Parameter(torch.empty_like(g))
+            p.grad = g
+            params.append(p)
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
 ''',
 }
-ALWAYS_EQUAL = '''
+LOOK_ALIKE = '''
 class Anything(torch.Tensor):
     def __eq__(self, other):
         return True
-def rnn_cell_forward(x, h, W_ih, W_hh, b_ih, b_hh):
-    return torch.zeros(x.shape[0], h.shape[1], dtype=x.dtype).as_subclass(Anything)
+def rnn_forward_padded(xs, lengths, h0, W_ih, W_hh, b_ih, b_hh):
+    zeros = torch.zeros(xs.shape[0], xs.shape[1], h0.shape[1], dtype=xs.dtype)
+    return zeros.as_subclass(Anything), h0.as_subclass(Anything)
 '''
-RAISES = '''
-def rnn_cell_forward(x, h, W_ih, W_hh, b_ih, b_hh):
-    raise ValueError("not done yet")
-'''
-LOOPS = '''
-def rnn_cell_forward(x, h, W_ih, W_hh, b_ih, b_hh):
-    while True:
-        pass
-'''
+LOSS_FLOAT64 = '''
+def bptt_with_readout(params, xs, ys, h0):
+    # right for float64 inputs; for float32 inputs it returns float64 gradients, which the item forbids
+    up = {k: v.astype(np.float64) for k, v in params.items()}
+    xs, ys, h0 = xs.astype(np.float64), ys.astype(np.float64), h0.astype(np.float64)
+''' + RIGHT["bptt_with_readout"].split("def bptt_with_readout(params, xs, ys, h0):", 1)[1].replace(
+    "(params[k]", "(up[k]").replace("params.items()", "up.items()")
 
-# student -> (replacements or a special source, expected automatic score per graded cell)
+# student -> (replacements, expected automatic score per graded cell)
 SUBMISSIONS = {
-    "source": ("source", {"test_rnn_cell_forward": 2, "test_bptt_backward": 4, "test_clip_grad_norm": 2}),
-    "release": ({}, {"test_rnn_cell_forward": 0, "test_bptt_backward": 0, "test_clip_grad_norm": 0}),
-    "partial": ({**RIGHT, "bptt_backward": WRONG_BPTT},
-                {"test_rnn_cell_forward": 2, "test_bptt_backward": 0, "test_clip_grad_norm": 2}),
-    "only_clip": ({"clip_grad_norm": RIGHT["clip_grad_norm"]},
-                  {"test_rnn_cell_forward": 0, "test_bptt_backward": 0, "test_clip_grad_norm": 2}),
-    "calls_library": (CALLS_LIBRARY, {"test_rnn_cell_forward": 0, "test_bptt_backward": 0, "test_clip_grad_norm": 0}),
-    "always_equal": ({**RIGHT, "rnn_cell_forward": ALWAYS_EQUAL},
-                     {"test_rnn_cell_forward": 0, "test_bptt_backward": 4, "test_clip_grad_norm": 2}),
-    "raises": ({**RIGHT, "rnn_cell_forward": RAISES},
-               {"test_rnn_cell_forward": 0, "test_bptt_backward": 4, "test_clip_grad_norm": 2}),
-    "loops": ({**RIGHT, "rnn_cell_forward": LOOPS},
-              {"test_rnn_cell_forward": 0, "test_bptt_backward": 4, "test_clip_grad_norm": 2}),
+    "source": ("source", {"test_rnn_forward_padded": 2, "test_bptt_with_readout": 4, "test_clip_grads_": 2}),
+    "canned_right": (RIGHT, {"test_rnn_forward_padded": 2, "test_bptt_with_readout": 4, "test_clip_grads_": 2}),
+    "partial": ({**RIGHT, "bptt_with_readout": FORGETS_LATER_STEPS},
+                {"test_rnn_forward_padded": 2, "test_bptt_with_readout": 0, "test_clip_grads_": 2}),
+    "only_clip": ({"clip_grads_": RIGHT["clip_grads_"]},
+                  {"test_rnn_forward_padded": 0, "test_bptt_with_readout": 0, "test_clip_grads_": 2}),
+    "calls_library": (CALLS_LIBRARY, {"test_rnn_forward_padded": 0, "test_bptt_with_readout": 0, "test_clip_grads_": 0}),
+    "look_alike": ({**RIGHT, "rnn_forward_padded": LOOK_ALIKE},
+                   {"test_rnn_forward_padded": 0, "test_bptt_with_readout": 4, "test_clip_grads_": 2}),
+    "visible_only": ({**RIGHT, "bptt_with_readout": LOSS_FLOAT64},
+                     {"test_rnn_forward_padded": 2, "test_bptt_with_readout": 0, "test_clip_grads_": 2}),
 }
 
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    return build_course(tmp_path_factory.mktemp("course"), HW, SUBMISSIONS)
-
-
-def _scores(root, student: str) -> dict:
-    return scores(root, HW, student, POINTS)
+    return graded_course(tmp_path_factory, HW, SUBMISSIONS)
 
 
 def test_release_is_what_make_assignments_generates(course):
@@ -135,10 +170,23 @@ def test_max_score_is_ten_points(course):
 @pytest.mark.parametrize("student", list(SUBMISSIONS))
 def test_each_submission_scores_exactly_what_it_should(course, student):
     assert (course["root"] / "autograded" / student / HW / f"{HW}.ipynb").exists(), course["autograde"].stderr[-4000:]
-    scores = _scores(course["root"], student)
+    got = scores(course["root"], HW, student, POINTS)
     expected = SUBMISSIONS[student][1]
-    assert {k: scores[k] for k in expected} == expected
-    assert scores["written_adding"] == 0  # manually graded: nothing until a grader scores it
+    assert {k: got[k] for k in expected} == expected
+    assert got["written_adding"] == 0  # manually graded: nothing until a grader scores it
+
+
+def test_the_messages_say_what_was_wrong(course):
+    def outputs(student, cell):
+        nb = json.loads((course["root"] / "autograded" / student / HW / f"{HW}.ipynb").read_text())
+        return json.dumps(next(c["outputs"] for c in nb["cells"]
+                               if c["metadata"].get("nbgrader", {}).get("grade_id") == cell))
+    assert "ReferenceBlocked" in outputs("calls_library", "test_clip_grads_")
+    assert "clip_grad_norm_ is not available" in outputs("calls_library", "test_clip_grads_")
+    assert "Anything" in outputs("look_alike", "test_rnn_forward_padded")  # the visible test names what came
+    assert "expected dtype float32" in outputs("visible_only", "test_bptt_with_readout")
+    blank = outputs("blank", "test_rnn_forward_padded")
+    assert "NotImplementedError" in blank and "rnn_forward_padded(x" in blank  # the visible line that failed
 
 
 def test_source_scores_full_marks_once_the_written_answer_is_graded(course):
@@ -152,14 +200,6 @@ def test_source_scores_full_marks_once_the_written_answer_is_graded(course):
         assert nb.score == nb.max_score == 10
 
 
-def test_batch_finishes_despite_bad_submissions(course):
-    # the endless loop costs one cell timeout (30 s), not the batch; the broken file is skipped
-    assert course["seconds"] < 60 * len(SUBMISSIONS)
-    for student in SUBMISSIONS:
-        assert (course["root"] / "autograded" / student / HW).exists()
-    assert not (course["root"] / "autograded" / "broken" / HW / f"{HW}.ipynb").exists()
-
-
 def test_one_submission_autogrades_within_60_seconds(course):
     # the slowest honest submission is the source; time it alone in a fresh course folder
     result, seconds = autograde_alone(course["root"], HW)
@@ -167,11 +207,10 @@ def test_one_submission_autogrades_within_60_seconds(course):
     assert seconds <= 60, f"autograding one submission took {seconds:.1f} s"
 
 
-def test_feedback_and_export_hide_the_hidden_tests(course):
+def test_export_has_every_students_score(course):
     root = course["root"]
-    assert_feedback_hides_hidden_tests(root, HW, "partial")
     result = nbgrader("export", "--to", str(root / "grades.csv"), cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {r["student_id"]: r for r in csv.DictReader(open(root / "grades.csv"))}
     assert float(rows["partial"]["raw_score"]) == 4.0
-    assert float(rows["release"]["raw_score"]) == 0.0
+    assert float(rows["blank"]["raw_score"]) == 0.0

@@ -1,0 +1,26 @@
+"""Autograding for the course's homework: checks, guards, and a sandbox for student code.
+
+The grade is decided by trusted code that never runs student code in its own process:
+
+- ``guard``: blocking an item's references, type guards, comparisons, the grading seed;
+- ``wire``: the plain-data format between the autograder and student code (never pickle);
+- ``sandbox``: bubblewrap around student code (read-only environment, no network, no gradebook,
+  a scratch folder, rlimits);
+- ``worker``: what runs inside the sandbox: the notebook's cells, then the student's functions;
+- ``session``: the autograder's handles on that worker and its functions;
+- ``autograde``: the nbgrader preprocessors that tie it together (see ``nbgrader_config.py``);
+- ``hw1``, ``hw2``, ...: one module of checks per homework. A new homework declares its items
+  (inputs, reference, tolerances, what is blocked with ``guard.register``) and nothing else.
+
+Hidden tests call the checks as ``seqmem.grading.check_<item>(student_function)``. Importing this
+package imports no student code, no nbgrader and no sandbox: the checks run anywhere.
+"""
+from .guard import ReferenceBlocked, blocked, set_grading_seed
+from .hw1 import check_bptt_with_readout, check_clip_grads_, check_rnn_forward_padded
+from .hw2 import (check_counting_cell, check_ctc_log_beta, check_lstm_backward, check_mgu_cell_forward,
+                  counter_outputs, counting_sequences, run_counting_cell)
+
+__all__ = ["ReferenceBlocked", "blocked", "set_grading_seed",
+           "check_rnn_forward_padded", "check_bptt_with_readout", "check_clip_grads_",
+           "check_lstm_backward", "check_mgu_cell_forward", "check_counting_cell", "check_ctc_log_beta",
+           "counting_sequences", "counter_outputs", "run_counting_cell"]
