@@ -276,11 +276,15 @@ class NGramLM:
             return torch.from_numpy(np.log(self._combine(P)))
 
     def perplexity(self, tokens) -> float:
-        """exp of the mean negative log-probability of the tokens: V for a model that knows nothing."""
+        """exp of the mean negative log-probability of tokens 1 ... T - 1: V for a model that knows nothing.
+
+        Token 0 has no past and is not scored, as in ``seqmem.metrics.perplexity``, so that a
+        counting model and a recurrent one are scored on the same tokens.
+        """
         logp = self.log_prob(tokens)
-        if len(logp) == 0:
-            raise ValueError("perplexity needs at least one token")
-        return perplexity_of(-logp.mean().item())
+        if len(logp) < 2:
+            raise ValueError(f"perplexity needs at least two tokens (the first is not scored), got {len(logp)}")
+        return perplexity_of(-logp[1:].mean().item())
 
     def generate(self, context, n_tokens: int, generator: torch.Generator | None = None) -> list[int]:
         """Sample ``n_tokens`` ids one after another, each from P(· | the last n - 1 ids)."""

@@ -174,6 +174,10 @@ def test_bigram_counts_by_hand():
     mle = lm.NGramLM(2, alpha=0.0).fit(ids, vocab_size=3)
     assert mle.prob([0], 1) == 1.0 and mle.prob([0], 2) == 0.0  # the lecture's count ratio
     assert mle.perplexity([0, 2]) == math.inf
+    # token 0 has no past and is not scored: P(b | a) = P(a | b) = 3/5, so the perplexity is 5/3
+    assert model.perplexity([0, 1, 0]) == pytest.approx(5 / 3)
+    with pytest.raises(ValueError, match="at least two tokens"):
+        model.perplexity([1])
 
 
 @pytest.mark.parametrize("n,lambdas", [(1, None), (2, None), (3, None), (3, [0.2, 0.3, 0.5])])
