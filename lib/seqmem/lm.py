@@ -41,13 +41,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .core import History, TruncatedBPTT, fit
+from .core import seed as seed_all
 from .heads import Tagger, cross_entropy
-from .metrics import perplexity_of
+from .metrics import bits_per_char, perplexity_of
 from .rnn import RNN
 from .text import Vocab
 
 __all__ = ["stdlib_text", "split_text", "NGramLM", "CharRNNLM", "CELLS", "random_windows", "text_streams",
-           "next_token_loss", "sample"]
+           "next_token_loss", "train_continual", "sample"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -413,6 +415,30 @@ def text_streams(ids: torch.Tensor, batch_size: int):
     x = ids[: n * batch_size].view(batch_size, n)  # (B, N'): stream b starts at b * N'
     y = ids[1 : n * batch_size + 1].view(batch_size, n)  # (B, N')
     return x, y
+
+
+def train_continual(train_ids: torch.Tensor, valid_ids: torch.Tensor, vocab_size: int, *, steps: int, chunk: int,
+                    batch_size: int, hidden_size: int, cell="rnn", embedding_dim: int | None = None, lr: float = 1e-2,
+                    clip_grad_norm: float | None = 1.0, seed: int = 0, progress: bool = False, **layer_options):
+    """One seeded run of a continual character LM: ``CharRNNLM`` on streams whose state is never reset.
+
+    The training text is cut into ``batch_size`` streams (``text_streams``) read ``chunk`` tokens at
+    a time for ``steps`` optimizer steps, the state carried from chunk to chunk (truncated BPTT:
+    ``fit(..., strategy=TruncatedBPTT(chunk))``), as Gers et al. (2000) trained the forget gate.
+    ``seed`` fixes the weights (every generator is seeded with it). Chapter 3's sweep of the LSTM
+    variants (``cell=seqmem.LSTM, variant=...``) and its live version both call this.
+
+    Returns:
+        ``(model, history, bpc)``: bpc the bits per character of ``valid_ids`` read in one pass
+        from the zero state (inf or nan for a diverged model).
+    """
+    seed_all(seed)
+    model = CharRNNLM(vocab_size, hidden_size, cell=cell, embedding_dim=embedding_dim, **layer_options)
+    x, y = text_streams(train_ids, batch_size)  # (B, N') each
+    n = steps * chunk  # the first n tokens of every stream: `steps` chunks
+    history: History = fit(model, [(x[:, :n], y[:, :n])], next_token_loss, strategy=TruncatedBPTT(chunk), lr=lr,
+                           clip_grad_norm=clip_grad_norm, progress=progress)
+    return model, history, bits_per_char(model, valid_ids, chunk_len=500)
 
 
 @torch.no_grad()

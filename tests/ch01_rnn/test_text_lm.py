@@ -364,3 +364,18 @@ def test_text_streams_are_contiguous_pieces_with_next_tokens():
         lm.text_streams(torch.rand(10), 2)
     with pytest.raises(ValueError, match="too few for 20 streams"):
         lm.text_streams(ids[:10], 20)
+
+
+def test_train_continual_reads_streams_in_chunks_and_scores_bits_per_char():
+    """Seed 0: 30 chunks of 10 characters of 4 streams, H = 16. The history has one loss per chunk,
+    the run repeats with its seed, and the score is metrics.bits_per_char of the validation text."""
+    text = "the cat sat on the mat. " * 60  # 1,440 characters
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    kw = dict(steps=30, chunk=10, batch_size=4, hidden_size=16, seed=0)
+    model, history, bpc = lm.train_continual(ids[:1300], ids[1300:], len(vocab), **kw)
+    assert len(history.loss) == 30 and bpc == pytest.approx(metrics.bits_per_char(model, ids[1300:], chunk_len=500))
+    assert lm.train_continual(ids[:1300], ids[1300:], len(vocab), **kw)[2] == bpc
+    assert bpc < math.log2(len(vocab))  # it has learned something of a very repetitive text
+    lstm, _, _ = lm.train_continual(ids[:1300], ids[1300:], len(vocab), cell=seqmem.LSTM, variant="CIFG", **kw)
+    assert lstm.rnn.variant == "CIFG"

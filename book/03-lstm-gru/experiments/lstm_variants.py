@@ -5,9 +5,9 @@ The sweep behind chapter 3's table (book/03-lstm-gru/03-lstm-variants.ipynb). Ea
 same seeds on the docstrings of Python's standard library (``seqmem.lm.stdlib_text``), read as
 B continuous streams whose state is carried from chunk to chunk and never reset (truncated BPTT,
 ``seqmem.fit(..., strategy=seqmem.TruncatedBPTT(T))``): the continual-prediction setting of Gers
-et al. (2000). The model is ``seqmem.lm.CharRNNLM`` with one ``seqmem.LSTM`` layer of the variant;
-the score is the bits per character of the validation text, read in one continuous pass from the
-zero state (``seqmem.metrics.bits_per_char``).
+et al. (2000). The model is ``seqmem.lm.CharRNNLM`` with one ``seqmem.LSTM`` layer of the variant,
+trained by ``seqmem.lm.train_continual``; the score is the bits per character of the validation
+text, read in one continuous pass from the zero state (``seqmem.metrics.bits_per_char``).
 
 Usage (from the repository root):
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 import seqmem
-from seqmem import lm, metrics
+from seqmem import lm
 from seqmem.experiment import Record
 from seqmem.text import Vocab
 
@@ -52,14 +52,11 @@ def run_one(job: dict) -> dict:
     torch.set_num_threads(1)
     cfg, variant, seed = job["cfg"], job["variant"], job["seed"]
     train_ids, valid_ids, V = corpus(cfg["n_valid"])
-    seqmem.seed(seed)
-    model = lm.CharRNNLM(V, cfg["hidden_size"], cell=seqmem.LSTM, embedding_dim=cfg["embedding_dim"], variant=variant)
-    x, y = lm.text_streams(train_ids, cfg["batch_size"])
-    n = cfg["steps"] * cfg["chunk"]  # the first n tokens of every stream: `steps` chunks
     start = time.perf_counter()
-    history = seqmem.fit(model, [(x[:, :n], y[:, :n])], lm.next_token_loss, strategy=seqmem.TruncatedBPTT(cfg["chunk"]),
-                         lr=cfg["lr"], clip_grad_norm=cfg["clip"], progress=False)
-    bpc = metrics.bits_per_char(model, valid_ids, chunk_len=500)  # one pass from the zero state
+    model, history, bpc = lm.train_continual(
+        train_ids, valid_ids, V, cell=seqmem.LSTM, variant=variant, seed=seed, steps=cfg["steps"], chunk=cfg["chunk"],
+        batch_size=cfg["batch_size"], hidden_size=cfg["hidden_size"], embedding_dim=cfg["embedding_dim"], lr=cfg["lr"],
+        clip_grad_norm=cfg["clip"])
     tail = history.loss[-50:]
     finite = math.isfinite(bpc)
     return {"variant": variant, "seed": seed, "valid_bpc": bpc if finite else None, "diverged": not finite,
