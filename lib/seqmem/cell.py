@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .core import check_positive_int
+
 __all__ = ["Cell", "ACTIVATIONS", "activation", "identity", "check_positive_int", "check_like"]
 
 
@@ -50,12 +52,6 @@ def activation(name: str, allowed: Sequence[str] = tuple(ACTIVATIONS), what: str
     if not isinstance(name, str) or name not in allowed:
         raise ValueError(f"{what} must be one of {sorted(allowed)}, got {name!r}")
     return ACTIVATIONS[name]
-
-
-def check_positive_int(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive int (a bool is not)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_like(param: torch.Tensor, **tensors: torch.Tensor) -> None:

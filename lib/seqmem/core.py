@@ -22,8 +22,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "check_shape", "unroll", "map_state", "fit", "History", "TruncatedBPTT",
-           "IGNORE_INDEX"]
+__all__ = ["device", "seed", "check_shape", "check_positive_int", "unroll", "map_state", "fit", "History",
+           "TruncatedBPTT", "IGNORE_INDEX"]
 
 #: The label of a step that has none: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``,
 #: so such steps drop out of the loss by themselves; the library's accuracies leave them out too.
@@ -89,6 +89,12 @@ def seed(n: int) -> torch.Generator:
     np.random.seed(int(n) % 2**32)
     torch.manual_seed(int(n))
     return torch.Generator().manual_seed(int(n))
+
+
+def check_positive_int(name: str, value) -> None:
+    """Raise a ``ValueError`` unless ``value`` is a positive int (a NumPy int will do; a bool will not)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_shape(x: torch.Tensor, spec: Sequence[int | str | None], name: str = "input") -> dict:
@@ -299,8 +305,7 @@ class TruncatedBPTT:
     """
 
     def __init__(self, k: int):
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"TruncatedBPTT: k must be a positive int, got {k!r}")
+        check_positive_int("TruncatedBPTT: k", k)
         self.k = k
 
     def __call__(self, model, batch) -> Iterator[tuple]:

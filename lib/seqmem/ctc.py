@@ -47,6 +47,8 @@ from collections import defaultdict
 import torch
 from torch.nn import functional as F
 
+from .core import check_positive_int
+
 __all__ = ["ctc_loss", "collapse", "greedy_decode", "beam_search"]
 
 _REDUCTIONS = ("none", "sum", "mean")
@@ -307,8 +309,7 @@ def beam_search(log_probs: torch.Tensor, beam_width: int, blank: int = 0, input_
     Returns:
         ``(labels, log_prob)`` per sequence: a list of N pairs, or one pair unbatched.
     """
-    if not isinstance(beam_width, int) or isinstance(beam_width, bool) or beam_width < 1:
-        raise ValueError(f"beam_width must be a positive int, got {beam_width!r}")
+    check_positive_int("beam_width", beam_width)
     lp, lengths, unbatched = _as_batch(log_probs, input_lengths, "beam_search")
     frames = lp.detach().to("cpu", torch.float64).tolist()  # (N, T, C) as lists
     out = [_beam_search_one(f[:n], beam_width, blank) for f, n in zip(frames, lengths)]

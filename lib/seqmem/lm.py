@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import History, TruncatedBPTT, fit
+from .core import History, TruncatedBPTT, check_positive_int, fit
 from .core import seed as seed_all
 from .heads import Tagger, cross_entropy
 from .metrics import bits_per_char, perplexity_of
@@ -175,8 +175,7 @@ class NGramLM:
     """
 
     def __init__(self, n: int, alpha: float = 1.0, lambdas: Sequence[float] | None = None):
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_positive_int("n", n)
         if not isinstance(alpha, (int, float)) or alpha < 0:
             raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
         if lambdas is not None:
@@ -194,8 +193,7 @@ class NGramLM:
         V = vocab_size
         if V is None:  # the ids seen, from 0 to the largest
             V = int(ids.max()) + 1 if ids.size else 0
-        if not isinstance(V, (int, np.integer)) or isinstance(V, bool) or V < 1:
-            raise ValueError(f"vocab_size must be a positive int, got {V!r}")
+        check_positive_int("vocab_size", V)
         V = int(V)
         if ids.size and (ids.min() < 0 or ids.max() >= V):
             raise ValueError(f"token ids must lie in [0, {V}), got values from {ids.min()} to {ids.max()}")
@@ -336,9 +334,8 @@ class CharRNNLM(Tagger):
                  embedding_dim: int | None = None, dropout: float = 0.0, **layer_options):
         if isinstance(cell, str) and cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)} or a layer class, got {cell!r}")
-        for name, value in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int("vocab_size", vocab_size)
+        check_positive_int("hidden_size", hidden_size)
         E = embedding_dim or hidden_size
         embedding = nn.Embedding(vocab_size, E)  # E: (V, E); created first, then the layer and the head
         layer = CELLS.get(cell, cell) if isinstance(cell, str) else cell
@@ -378,9 +375,8 @@ def random_windows(ids: torch.Tensor, batch_size: int, seq_len: int,
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
         got = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise ValueError(f"ids must be a 1-D tensor of token ids (N,), got {got}")
-    for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("seq_len", seq_len)
     if len(ids) < seq_len + 1:
         raise ValueError(f"a window of seq_len={seq_len} needs at least {seq_len + 1} ids, got {len(ids)}")
     gdev = generator.device if generator is not None else torch.device("cpu")
@@ -407,8 +403,7 @@ def text_streams(ids: torch.Tensor, batch_size: int):
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype.is_floating_point:
         got = (tuple(ids.shape), ids.dtype) if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise ValueError(f"ids must be a 1-D integer tensor (N,), got {got}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     n = (len(ids) - 1) // batch_size  # tokens per stream
     if n < 1:
         raise ValueError(f"{len(ids)} ids are too few for {batch_size} streams")

@@ -29,6 +29,8 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 from torch.nn import functional as F
 
+from .core import check_positive_int
+
 __all__ = ["one_hot", "Vocab", "letter_trigrams", "TrigramHasher", "OTHER", "Padded", "pad"]
 
 #: The name of the lecture's "other" entry, for tokens outside the vocabulary.
@@ -48,8 +50,7 @@ def one_hot(indices: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.
     Returns:
         (..., V) tensor of ``dtype`` on the device of ``indices``.
     """
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_positive_int("num_classes", num_classes)
     if not isinstance(indices, torch.Tensor) or indices.dtype.is_floating_point or indices.dtype == torch.bool:
         got = indices.dtype if isinstance(indices, torch.Tensor) else type(indices).__name__
         raise ValueError(f"indices must be an integer tensor, got {got}")

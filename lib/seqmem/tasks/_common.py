@@ -5,12 +5,13 @@ from typing import Sequence
 
 import torch
 
+from ..core import check_positive_int
+
 
 def check_sizes(**sizes: int) -> None:
     """Raise ``ValueError`` unless every size is a positive int (a bool is not)."""
     for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(name, value)
 
 
 def gen_device(generator: torch.Generator | None) -> torch.device:
