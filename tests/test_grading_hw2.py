@@ -77,7 +77,7 @@ def lstm_backward(x, h, c, W_ih, W_hh, b_ih, b_hh, dh_next, dc_next):
 def mgu_cell_forward(x, h, W_ih, W_hh, b_ih, b_hh):
     tied = lambda w: torch.cat([w[:len(w) // 2], -w[:len(w) // 2], w[len(w) // 2:]])
     params = {"weight_ih": tied(W_ih), "weight_hh": tied(W_hh), "bias_ih": tied(b_ih), "bias_hh": tied(b_hh)}
-    return seqmem.gru.gru_step(x, h, params, reset_after=False)[0]
+    return seqmem.gru.gru_step(params, h, x, reset_after=False)[0]
 ''',
 }
 FLOAT64_ONLY = RIGHT["ctc_log_beta"].replace("dtype=log_probs.dtype", "dtype=torch.float64")

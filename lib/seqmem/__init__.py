@@ -1,30 +1,70 @@
 """seqmem: neural networks with memory, from scratch.
 
-The library of the seqmem course. Every recurrent cell is the lecture's f: ``state, y = cell(state, x)``;
-every sequence layer is a drop-in for its torch namesake. Importing runs nothing and prints nothing.
+The library of the seqmem course. Importing runs nothing and prints nothing. Three conventions
+hold in every module:
+
+**A cell is the lecture's f.** ``state, y = cell(state, x)`` for one step of a batch, with
+``cell.initial_state(B)`` the zero state on the parameters' device and dtype; a state is a tensor
+or a NamedTuple of tensors (``LSTMState(h, c)``). Every cell is a ``seqmem.cell.Cell``, which
+registers its parameters, checks the state and the input and raises a ``ValueError`` saying what
+was expected and what came.
+
+**One step convention.** Every step function is ``step(params, state, x, **options) -> (state, y)``:
+the parameters as a dict of tensors by name (``weight_ih``, ...), then state and input in the
+cell's order, then the options (``nonlinearity``, ``variant``, ...). ``rnn_step``, ``gru_step``,
+``lstm_step``, ``nested_lstm_step``, ``scrn_step`` and ``skip_rnn_step`` all read so; a cell's
+``forward`` is its step function with the cell's parameters and options, and the drop-in layers
+call the same functions with their ``weight_ih_l0``, ... for every layer and direction.
+
+**One axis rule.** Everything a user passes data to is batch first, (B, T, ...): the tasks,
+``unroll``, ``Stacked``, the heads, the metrics, ``fit``'s batches, the CTC decoders. The drop-in
+layers ``RNN``, ``LSTM`` and ``GRU`` keep torch's arguments, time-first default included
+(``batch_first=True`` for batch first), and so does ``ctc.ctc_loss`` (torch's (T, N, C), or
+``batch_first=True``). The NumPy BPTT of chapter 2 (``seqmem.bptt.forward``/``backward``) is time
+first, as its equations index x_t and h_t, and as homework 1 reads its arrays.
+
+Dimensions everywhere: B batch, T time, I input size, H hidden size, L layers, D directions.
 """
-from . import bptt, grading, tasks, viz
-from . import irnn
-from . import lm, text
-from .core import History, check_shape, device, fit, seed, unroll
+# The shared pieces: training loop, cells, read-outs, metrics, results records, text
+from . import core, cell, heads, metrics, experiment, text
+from .core import (IGNORE_INDEX, History, TruncatedBPTT, check_shape, device, fit, map_state, seed,
+                   unroll)
+from .cell import Cell
+from .heads import LastStep, Tagger
+
+# Chapter 1: recurrent networks, deep and bidirectional layers, language models
+from . import rnn, layers, lm
 from .rnn import RNN, NaiveRNNCell, RNNCell, rnn_step
-from . import layers
 from .layers import Stacked, run_stacked
-from .lstm import LSTM, FGRState, LSTMCell, LSTMState
+
+# Chapter 2: backpropagation through time, and the remedies for its gradients
+from . import bptt, remedies
+from .remedies import SkipRNNCell, irnn_init_
+
+# Chapter 3: LSTM, GRU and their relatives; CTC; tagging with spans
+from . import lstm, gru, relatives, ctc, tagging
+from .lstm import LSTM, FGRState, LSTMCell, LSTMState, init_forget_bias_
 from .gru import GRU, GRUCell
-from . import ctc, tagging
-from . import data
-from .nested import NestedLSTMCell, NestedLSTMState
-from .scrn import SCRNCell, SCRNState
+from .relatives import NestedLSTMCell, NestedLSTMState, SCRNCell, SCRNState
+
+# Every chapter's tasks and data; figures; homework checks
+from . import tasks, viz, grading
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "device", "seed", "check_shape", "unroll", "fit", "History",
-    "tasks", "viz", "bptt", "grading", "text", "lm",
-    "irnn",
-    "rnn_step", "RNNCell", "NaiveRNNCell", "RNN",
-    "layers", "Stacked", "run_stacked",
-    "LSTMState", "FGRState", "LSTMCell", "LSTM", "GRUCell", "GRU",
-    "ctc", "tagging", "data", "NestedLSTMCell", "NestedLSTMState", "SCRNCell", "SCRNState",
+    # shared
+    "core", "cell", "heads", "metrics", "experiment", "text",
+    "device", "seed", "check_shape", "unroll", "map_state", "fit", "History", "TruncatedBPTT", "IGNORE_INDEX",
+    "Cell", "Tagger", "LastStep",
+    # chapter 1
+    "rnn", "layers", "lm", "rnn_step", "RNNCell", "NaiveRNNCell", "RNN", "Stacked", "run_stacked",
+    # chapter 2
+    "bptt", "remedies", "irnn_init_", "SkipRNNCell",
+    # chapter 3
+    "lstm", "gru", "relatives", "ctc", "tagging",
+    "LSTMState", "FGRState", "LSTMCell", "LSTM", "init_forget_bias_", "GRUCell", "GRU",
+    "NestedLSTMCell", "NestedLSTMState", "SCRNCell", "SCRNState",
+    # every chapter
+    "tasks", "viz", "grading",
 ]

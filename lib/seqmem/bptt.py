@@ -29,9 +29,16 @@ BPTT needs every state of the forward pass when it runs backwards: its memory gr
 T. ``forward``'s cache holds exactly h_0, ..., h_T and x_1, ..., x_T; for a torch model,
 ``saved_tensor_bytes`` counts what autograd keeps for the backward pass (chapter 2's table).
 
-Dimensions: T time, B batch, I input size, H hidden size. Arrays are time first, as in ``unroll``.
-Python counts from 0, the lecture from 1: ``xs[t - 1]`` is x_t, and the cache's ``h[t]`` is h_t
-with ``h[0]`` = h_0, the initial state.
+Two measurements of torch models complete the NumPy ones: ``state_gradient_norms(cell, xs)`` is
+``gradient_norms`` for any cell of the library, by autograd (how far back each part of a state
+hears a loss at the last step: chapter 2's remedies, chapter 3's gating), and
+``saved_tensor_bytes``. Truncated BPTT in training is ``seqmem.fit``'s strategy
+``seqmem.TruncatedBPTT(k)``.
+
+Dimensions: T time, B batch, I input size, H hidden size. The NumPy arrays are time first, as the
+equations index them (``xs[t - 1]`` is x_t): the one exception to the library's batch-first rule,
+kept because it is the array layout of homework 1. Python counts from 0, the lecture from 1: the
+cache's ``h[t]`` is h_t with ``h[0]`` = h_0, the initial state.
 """
 from __future__ import annotations
 
@@ -40,7 +47,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["forward", "backward", "clip_grad_norm", "gradient_norms", "saved_tensor_bytes", "PARAM_NAMES"]
+from .core import map_state
+
+__all__ = ["forward", "backward", "clip_grad_norm", "gradient_norms", "state_gradient_norms", "saved_tensor_bytes",
+           "PARAM_NAMES"]
 
 #: The keys of ``params``: W_xh (H, I), W_hh (H, H), b (H,).
 PARAM_NAMES = ("W_xh", "W_hh", "b")
@@ -206,6 +216,36 @@ def gradient_norms(params: dict, cache: dict, dh_T: np.ndarray | None = None) ->
         norms[t - 1] = np.linalg.norm(dh)
         _, dh = _step_back(W_hh, h[t], dh)  # ∂L/∂h_{t-1} = W_hh^T (σ'(z_t) ⊙ ∂L/∂h_t)
     return norms
+
+
+def state_gradient_norms(cell: Callable, xs: torch.Tensor, state=None):
+    """‖∂L/∂s_t‖ for every part of a cell's state, when the loss sits at the last step (by autograd).
+
+    Runs ``cell`` over xs (B, T, I) from ``state`` (its zero state when None) and puts a unit
+    signal on the first part of the last state (h_T; an RNN's only part): L = <h_T, u> with every
+    entry of u equal and ‖u‖ = 1, as ``gradient_norms`` does. Run it in float64 (``cell.double()``):
+    a vanishing gradient underflows float32 long before 100 steps.
+
+    Returns:
+        the state's structure with a NumPy array (T,) in place of each part: entry t - 1 is the
+        Frobenius norm over the batch of ∂L/∂(that part at step t). A part that L does not depend
+        on (FGR's last gates) has norm 0.
+    """
+    if not isinstance(xs, torch.Tensor) or xs.dim() != 3:
+        raise ValueError(f"xs must have shape (B, T, I), got {tuple(xs.shape) if isinstance(xs, torch.Tensor) else xs!r}")
+    state = cell.initial_state(xs.shape[0]) if state is None else state
+    states = []
+    for x in xs.unbind(1):  # (B, I): one step
+        state, _ = cell(state, x)
+        map_state(lambda part: part.retain_grad() if part.requires_grad else None, state)  # keep ∂L/∂s_t
+        states.append(state)
+    h_T = states[-1] if isinstance(states[-1], torch.Tensor) else states[-1][0]
+    h_T.backward(torch.full_like(h_T, h_T.numel() ** -0.5))
+
+    def norms(*parts):  # one part's tensors at steps 1 ... T -> (T,)
+        return np.array([0.0 if p.grad is None else p.grad.norm().item() for p in parts])
+
+    return map_state(norms, *states)
 
 
 def clip_grad_norm(grads: dict, max_norm: float):

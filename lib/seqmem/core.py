@@ -3,20 +3,31 @@
 - ``device()`` picks the accelerator once per notebook (cuda, then mps, then cpu).
 - ``seed(n)`` makes a run repeatable.
 - ``check_shape(x, spec)`` turns a wrong shape into a ``ValueError`` that says what was expected.
-- ``unroll(cell, xs, state)`` applies any cell of the library along the time axis.
-- ``fit(model, batches, loss_fn, ...)`` is the one training loop of the course; it returns a history.
+- ``unroll(cell, xs, state)`` applies any cell of the library along the time axis of a batch-first
+  sequence; ``map_state(fn, state, ...)`` applies a function to every tensor of a state, whatever
+  its structure (an RNN's tensor, an LSTM's ``(h, c)``, a list of layers' states).
+- ``fit(model, batches, loss_fn, ...)`` is the one training loop of the course; it returns a
+  history. ``loss_fn(model, batch)`` returns the loss, or ``(loss, logs)`` with a dict of values
+  to record and show on the progress bar. ``TruncatedBPTT(k)`` is the strategy of chapter 2: one
+  optimizer step per chunk of k steps, the model's state carried from chunk to chunk.
+- ``IGNORE_INDEX`` is the label of a step that has none (padding, or a task's unlabelled steps).
 """
 from __future__ import annotations
 
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["device", "seed", "check_shape", "unroll", "fit", "History"]
+__all__ = ["device", "seed", "check_shape", "check_positive_int", "unroll", "map_state", "fit", "History",
+           "TruncatedBPTT", "IGNORE_INDEX"]
+
+#: The label of a step that has none: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``,
+#: so such steps drop out of the loss by themselves; the library's accuracies leave them out too.
+IGNORE_INDEX = -100
 
 _KNOWN_DEVICES = ("cpu", "cuda", "mps")
 
@@ -80,6 +91,12 @@ def seed(n: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(n))
 
 
+def check_positive_int(name: str, value) -> None:
+    """Raise a ``ValueError`` unless ``value`` is a positive int (a NumPy int will do; a bool will not)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def check_shape(x: torch.Tensor, spec: Sequence[int | str | None], name: str = "input") -> dict:
     """Check that ``x`` has the shape ``spec`` and return the sizes bound to named dimensions.
 
@@ -118,30 +135,55 @@ def unroll(cell: Callable, xs: torch.Tensor, state=None):
 
     Args:
         cell: any module with ``state, y = cell(state, x)`` and ``cell.initial_state(B)``.
-        xs: (T, B, I) inputs, time first.
+        xs: (B, T, I) inputs, batch first.
         state: the initial state; ``cell.initial_state(B)`` when ``None``.
 
     Returns:
-        ``(ys, state)``: ys stacked along time, (T, B, ...), and the final state.
+        ``(ys, state)``: ys stacked along time, (B, T, ...), and the final state.
     """
     if not isinstance(xs, torch.Tensor) or xs.dim() < 2:
         got = tuple(xs.shape) if isinstance(xs, torch.Tensor) else type(xs).__name__
-        raise ValueError(f"unroll expects xs of shape (T, B, ...), got {got}")
+        raise ValueError(f"unroll expects xs of shape (B, T, ...), got {got}")
     if state is None:
-        state = cell.initial_state(xs.shape[1])
+        state = cell.initial_state(xs.shape[0])
     ys = []
-    for x in xs:  # x: (B, I), one time step
+    for x in xs.unbind(1):  # x: (B, I), one time step
         state, y = cell(state, x)
         ys.append(y)
-    return torch.stack(ys), state  # (T, B, ...)
+    return torch.stack(ys, dim=1), state  # (B, T, ...)
+
+
+def map_state(fn: Callable, state, *others):
+    """Apply ``fn`` to every tensor of a state and rebuild the state's structure.
+
+    A state is a tensor, or a NamedTuple (an ``LSTMState(h, c)``), tuple, list or dict of states;
+    anything else (``None``) is returned as it is. With ``others`` (states of the same structure)
+    ``fn`` gets the corresponding tensors of all of them. For example:
+
+    - ``map_state(torch.Tensor.detach, state)`` cuts a state from its graph (truncated BPTT);
+    - ``map_state(lambda new, old: torch.where(done[:, None], old, new), new, old)`` keeps the old
+      state of the examples where ``done`` (B,) is True;
+    - ``map_state(lambda *parts: sum(w * p for w, p in zip(weights, parts)), *states)`` is the
+      weighted sum of several states (ACT's mean state, a beam's merge).
+    """
+    if isinstance(state, torch.Tensor):
+        return fn(state, *others)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(map_state(fn, *parts) for parts in zip(state, *others)))
+    if isinstance(state, (tuple, list)):
+        return type(state)(map_state(fn, *parts) for parts in zip(state, *others))
+    if isinstance(state, dict):
+        return {k: map_state(fn, v, *(o[k] for o in others)) for k, v in state.items()}
+    return state
 
 
 @dataclass
 class History:
-    """What ``fit`` records: the training loss of every step, and any evaluations."""
+    """What ``fit`` records: the training loss of every step, every logged value, and evaluations."""
 
     loss: list = field(default_factory=list)
     evals: list = field(default_factory=list)  # (step, value) pairs
+    logs: dict = field(default_factory=dict)  # name -> one value per optimizer step
 
     def smoothed(self, window: int = 20) -> np.ndarray:
         """A moving average of the loss, for a readable curve."""
@@ -150,12 +192,22 @@ class History:
             return x
         return np.convolve(x, np.ones(window) / window, mode="valid")
 
+    def _record(self, loss: float, logs: dict) -> None:
+        self.loss.append(loss)
+        for name, value in logs.items():
+            self.logs.setdefault(name, []).append(float(value))
+
 
 def _progress(total: int | None, enabled: bool):
     # tqdm.auto draws the notebook widget in Jupyter and a text bar in a terminal.
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, leave=False)
+
+
+def _whole_batch(model, batch) -> Iterator[tuple]:
+    """fit's default strategy: one optimizer step on the whole batch."""
+    yield model, batch
 
 
 def fit(
@@ -170,59 +222,62 @@ def fit(
     evaluate: Callable[[], float] | None = None,
     eval_every: int = 100,
     progress: bool = True,
-    truncate: int | None = None,
+    strategy: Callable | None = None,
 ) -> History:
-    """Train ``model`` and return its loss history.
+    """Train ``model`` and return its history.
 
     Args:
         model: the module to train (its parameters are optimised).
-        batches: either a function ``step -> (inputs, targets)`` (fresh synthetic data per step, as
-            the tasks give) or an iterable of ``(inputs, targets)`` pairs.
-        loss_fn: ``loss_fn(model, inputs, targets) -> scalar tensor``; the loss is the caller's so
-            that any output shape works.
-        steps: how many optimisation steps; required when ``batches`` is a function.
+        batches: either a function ``step -> batch`` (fresh synthetic data per step, as the tasks
+            give) or an iterable of batches. A batch is whatever ``loss_fn`` reads, usually a pair
+            ``(inputs, targets)``.
+        loss_fn: ``loss_fn(model, batch)`` returns a scalar loss, or ``(loss, logs)`` with ``logs``
+            a dict of numbers (an accuracy, a ponder cost) recorded in ``History.logs`` and shown
+            on the progress bar. The loss is the caller's, so that any model and output work.
+        steps: how many batches; required when ``batches`` is a function.
         optimizer: defaults to Adam with learning rate ``lr``.
         clip_grad_norm: if given, the gradient's total norm is clipped to this value (chapter 2).
-        evaluate: an optional function called every ``eval_every`` steps; its value is recorded.
+        evaluate: an optional function called every ``eval_every`` batches; its value is recorded.
         progress: draw a tqdm bar (the notebook flavour in Jupyter).
-        truncate: truncated BPTT (chapter 2). Inputs and targets are then batch first, (B, T, ...),
-            and are cut along time into consecutive chunks of ``truncate`` steps (the last may be
-            shorter). ``loss_fn(model, x_chunk, y_chunk, state) -> (loss, state)`` is called once
-            per chunk, with ``state=None`` for a batch's first chunk; each chunk takes one
-            optimizer step and records its own loss. The state is detached between chunks, so
-            gradients flow back at most ``truncate`` steps while the state itself carries on.
-            ``steps``, ``eval_every`` and the bar still count batches.
+        strategy: how a batch becomes optimizer steps: ``None`` takes one step per batch;
+            ``TruncatedBPTT(k)`` one per chunk of k time steps (chapter 2). ``loss_fn`` is the same.
     """
     if callable(batches) and steps is None:
         raise ValueError("fit: steps must be given when batches is a function of the step")
     if steps is not None and (not isinstance(steps, int) or steps < 1):
         raise ValueError(f"fit: steps must be a positive int, got {steps!r}")
-    if truncate is not None and (not isinstance(truncate, int) or isinstance(truncate, bool) or truncate < 1):
-        raise ValueError(f"fit: truncate must be None or a positive int, got {truncate!r}")
+    strategy = strategy or _whole_batch
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     source = (batches(i) for i in range(steps)) if callable(batches) else iter(batches)
     history = History()
     model.train()
     with _progress(steps, progress) as bar:
-        for step, (inputs, targets) in enumerate(source):
+        for step, batch in enumerate(source):
             if steps is not None and step >= steps:
                 break
-            if truncate is None:
+            for view, part in strategy(model, batch):  # the model (or a view of it) and the data of one step
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model, inputs, targets)
-                history.loss.append(_optimizer_step(model, optimizer, loss, clip_grad_norm))
-            else:
-                history.loss += _fit_truncated(model, optimizer, loss_fn, inputs, targets, truncate,
-                                               clip_grad_norm)
+                loss, logs = _loss_and_logs(loss_fn(view, part))
+                history._record(_optimizer_step(model, optimizer, loss, clip_grad_norm), logs)
             if evaluate is not None and (step + 1) % eval_every == 0:
                 model.eval()
                 with torch.no_grad():
                     history.evals.append((step + 1, float(evaluate())))
                 model.train()
             bar.update(1)
-            bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
+            bar.set_postfix(loss=f"{history.loss[-1]:.4f}", **{k: f"{v[-1]:.4g}" for k, v in history.logs.items()})
     model.eval()
     return history
+
+
+def _loss_and_logs(out) -> tuple:
+    """``loss`` or ``(loss, logs)`` from a loss_fn, as a pair; a ValueError for anything else."""
+    if isinstance(out, tuple):
+        if len(out) != 2 or not isinstance(out[1], dict):
+            raise ValueError("fit: loss_fn must return a scalar loss or (loss, logs) with logs a dict, "
+                             f"got a tuple of {len(out)}")
+        return out
+    return out, {}
 
 
 def _optimizer_step(model: torch.nn.Module, optimizer, loss: torch.Tensor, clip_grad_norm) -> float:
@@ -237,42 +292,61 @@ def _optimizer_step(model: torch.nn.Module, optimizer, loss: torch.Tensor, clip_
     return loss.item()
 
 
-def _check_sequences(inputs, targets) -> None:
-    """Truncation cuts along dimension 1: both must be batch-first tensors of one (B, T)."""
-    for name, t in (("inputs", inputs), ("targets", targets)):
+class TruncatedBPTT:
+    """fit's strategy for truncated BPTT (chapter 2): chunks of k steps, the state carried over.
+
+    Every tensor of a batch is batch first, (B, T, ...), of one (B, T), and is cut along time into
+    consecutive chunks of k steps (the last may be shorter). Each chunk takes one optimizer step
+    and records its own loss. ``loss_fn(model, chunk)`` is the same as without truncation: the
+    model it gets is a view whose calls ``model(x)`` continue from the state the previous call
+    returned (``None``, the zero state, for a batch's first chunk); so the model must return
+    ``(output, state)``, as the library's layers and heads do. Between chunks the state is
+    detached (``map_state``): gradients flow back at most k steps while the state itself carries on.
+    """
+
+    def __init__(self, k: int):
+        check_positive_int("TruncatedBPTT: k", k)
+        self.k = k
+
+    def __call__(self, model, batch) -> Iterator[tuple]:
+        tensors = _sequences(batch)
+        view = _Carried(model)
+        for chunk in zip(*(t.split(self.k, dim=1) for t in tensors)):  # (B, <= k, ...) each
+            yield view, tuple(chunk)
+            view.state = map_state(torch.Tensor.detach, view.state)  # after the step: its value, not its history
+
+    def __repr__(self) -> str:
+        return f"TruncatedBPTT({self.k})"
+
+
+def _sequences(batch) -> list:
+    """The tensors of a batch that truncation cuts along dimension 1: batch first, one (B, T)."""
+    if not isinstance(batch, (tuple, list)) or not batch:
+        raise ValueError(f"TruncatedBPTT: a batch must be a tuple of tensors (B, T, ...), got {type(batch).__name__}")
+    for n, t in enumerate(batch):
         if not isinstance(t, torch.Tensor) or t.dim() < 2:
             got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"fit(truncate=...): {name} must be a batch-first tensor (B, T, ...), got {got}")
-    if inputs.shape[:2] != targets.shape[:2]:
-        raise ValueError(f"fit(truncate=...): inputs and targets must share (B, T), got "
-                         f"{tuple(inputs.shape[:2])} and {tuple(targets.shape[:2])}")
+            raise ValueError(f"TruncatedBPTT: batch element {n} must be a batch-first tensor (B, T, ...), got {got}")
+    for t in batch[1:]:
+        if t.shape[:2] != batch[0].shape[:2]:
+            raise ValueError(f"TruncatedBPTT: the batch's tensors must share (B, T), got "
+                             f"{tuple(batch[0].shape[:2])} and {tuple(t.shape[:2])}")
+    return list(batch)
 
 
-def _fit_truncated(model, optimizer, loss_fn, inputs, targets, truncate: int, clip_grad_norm) -> list:
-    """Truncated BPTT on one batch: one optimizer step per chunk of ``truncate`` steps; the losses."""
-    _check_sequences(inputs, targets)
-    losses, state = [], None
-    # (B, truncate, ...) chunks along time, consecutive, so the state carries from one to the next
-    for x, y in zip(inputs.split(truncate, dim=1), targets.split(truncate, dim=1)):
-        optimizer.zero_grad(set_to_none=True)
-        out = loss_fn(model, x, y, state)
+class _Carried:
+    """A model whose calls carry the state: ``model(x)`` is ``model(x, state)`` with the last state."""
+
+    def __init__(self, model):
+        self.model, self.state = model, None
+
+    def __call__(self, x, *args, **kwargs):
+        out = self.model(x, self.state, *args, **kwargs)
         if not isinstance(out, tuple) or len(out) != 2:
-            raise ValueError("fit(truncate=...): loss_fn(model, x, y, state) must return (loss, state), "
-                             f"got {type(out).__name__}")
-        loss, state = out
-        losses.append(_optimizer_step(model, optimizer, loss, clip_grad_norm))
-        state = _detach(state)  # the next chunk starts from this state's value, not its history
-    return losses
+            raise ValueError("TruncatedBPTT: the model must return (output, state) so that the state can "
+                             f"carry from chunk to chunk, got {type(out).__name__}")
+        self.state = out[1]
+        return out
 
-
-def _detach(state):
-    """Cut a state (a tensor, or a tuple, NamedTuple, list or dict of them) from its graph."""
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a NamedTuple, e.g. an LSTM's (h, c)
-        return type(state)(*(_detach(s) for s in state))
-    if isinstance(state, (tuple, list)):
-        return type(state)(_detach(s) for s in state)
-    if isinstance(state, dict):
-        return {k: _detach(v) for k, v in state.items()}
-    return state  # None, or anything without a graph
+    def __getattr__(self, name):
+        return getattr(self.model, name)  # the model's parts (model.rnn, ...), for the loss

@@ -31,6 +31,11 @@ the batch and over s; ``ctc_loss`` has the signature and the semantics of
 (prefix beam search, as in Hannun et al., 2014: it sums over the paths of each kept prefix and
 can find a labelling that no single best path spells).
 
+**Axes.** ``ctc_loss`` is a drop-in for torch's and reads its (T, N, C) by default; like the
+drop-in layers it takes ``batch_first=True`` for the (N, T, C) that a model of the library
+(``seqmem.heads.Tagger``) puts out. The decoders are the library's own and read (N, T, C), batch
+first, as every library function does.
+
 Dimensions: T frames, N batch, C classes (labels and the blank), S padded target length,
 U one target's length, S' = 2U + 1 extended positions.
 """
@@ -41,6 +46,8 @@ from collections import defaultdict
 
 import torch
 from torch.nn import functional as F
+
+from .core import check_positive_int
 
 __all__ = ["ctc_loss", "collapse", "greedy_decode", "beam_search"]
 
@@ -53,7 +60,7 @@ NEG_INF = float("-inf")  # log 0
 
 def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths, target_lengths,
              blank: int = 0, reduction: str = "mean", zero_infinity: bool = False, *,
-             fused: bool = False) -> torch.Tensor:
+             batch_first: bool = False, fused: bool = False) -> torch.Tensor:
     """The CTC loss -log p(l | x), by the forward recursion in log space.
 
     Arguments and results are those of ``torch.nn.functional.ctc_loss``:
@@ -72,6 +79,7 @@ def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths, targ
         zero_infinity: an impossible alignment (an input too short for its target, counting the
             blank a repeated label needs in between) has loss inf; with ``zero_infinity`` it
             counts 0, and so does its gradient.
+        batch_first: log_probs is (N, T, C) instead of torch's (T, N, C) (a batch of one: (T, C) either way).
         fused: call torch's fused kernel instead of the recursion (fast; cuDNN on a GPU where it
             applies). The two are tested equal.
 
@@ -82,6 +90,8 @@ def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths, targ
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if batch_first and isinstance(log_probs, torch.Tensor) and log_probs.dim() == 3:
+        log_probs = log_probs.transpose(0, 1)  # (N, T, C) -> torch's (T, N, C)
     if fused:
         return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity)
     unbatched = isinstance(log_probs, torch.Tensor) and log_probs.dim() == 2
@@ -250,13 +260,13 @@ def collapse(path, blank: int = 0) -> list[int]:
 
 
 def _as_batch(log_probs, input_lengths, name):
-    """(T, N, C) and a list of N lengths from a (T, N, C) or (T, C) tensor; and whether it was unbatched."""
+    """(N, T, C) and a list of N lengths from a (N, T, C) or (T, C) tensor; and whether it was unbatched."""
     if not isinstance(log_probs, torch.Tensor) or log_probs.dim() not in (2, 3):
         got = tuple(log_probs.shape) if isinstance(log_probs, torch.Tensor) else type(log_probs).__name__
-        raise ValueError(f"{name}: log_probs must have shape (T, N, C) or (T, C), got {got}")
+        raise ValueError(f"{name}: log_probs must have shape (N, T, C) or (T, C), got {got}")
     unbatched = log_probs.dim() == 2
-    lp = log_probs.unsqueeze(1) if unbatched else log_probs  # (T, N, C)
-    T, N, _ = lp.shape
+    lp = log_probs.unsqueeze(0) if unbatched else log_probs  # (N, T, C)
+    N, T, _ = lp.shape
     lengths = [T] * N if input_lengths is None else _lengths(input_lengths, N, "input_lengths", "cpu").tolist()
     if any(n > T for n in lengths):
         raise ValueError(f"{name}: input_lengths must be at most T={T}, got {lengths}")
@@ -270,14 +280,14 @@ def greedy_decode(log_probs: torch.Tensor, input_lengths=None, blank: int = 0):
     labelling (that sums over paths; see ``beam_search``).
 
     Args:
-        log_probs: (T, N, C) or (T, C) unbatched.
+        log_probs: (N, T, C), batch first, or (T, C) unbatched.
         input_lengths: (N,) frames per sequence; all T if omitted.
 
     Returns:
         a list of N label lists, or one list for an unbatched input.
     """
     lp, lengths, unbatched = _as_batch(log_probs, input_lengths, "greedy_decode")
-    best = lp.argmax(-1).T.tolist()  # (N, T): the argmax symbol of every frame
+    best = lp.argmax(-1).tolist()  # (N, T): the argmax symbol of every frame
     out = [collapse(path[:n], blank) for path, n in zip(best, lengths)]
     return out[0] if unbatched else out
 
@@ -292,17 +302,16 @@ def beam_search(log_probs: torch.Tensor, beam_width: int, blank: int = 0, input_
     number of prefixes) the result is the most probable labelling and its exact log p(l | x).
 
     Args:
-        log_probs: (T, N, C) or (T, C) unbatched.
+        log_probs: (N, T, C), batch first, or (T, C) unbatched.
         beam_width: how many prefixes survive each frame.
         input_lengths: (N,) frames per sequence; all T if omitted.
 
     Returns:
         ``(labels, log_prob)`` per sequence: a list of N pairs, or one pair unbatched.
     """
-    if not isinstance(beam_width, int) or isinstance(beam_width, bool) or beam_width < 1:
-        raise ValueError(f"beam_width must be a positive int, got {beam_width!r}")
+    check_positive_int("beam_width", beam_width)
     lp, lengths, unbatched = _as_batch(log_probs, input_lengths, "beam_search")
-    frames = lp.detach().to("cpu", torch.float64).transpose(0, 1).tolist()  # (N, T, C) as lists
+    frames = lp.detach().to("cpu", torch.float64).tolist()  # (N, T, C) as lists
     out = [_beam_search_one(f[:n], beam_width, blank) for f, n in zip(frames, lengths)]
     return out[0] if unbatched else out
 

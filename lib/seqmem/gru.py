@@ -31,10 +31,10 @@ Dimensions: B batch, T time, I input size, H hidden size, L layers, D directions
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from .layers import RecurrentLayer, check_positive_int, check_step, register_cell_parameters
+from .cell import Cell
+from .layers import RecurrentLayer
 
 __all__ = ["gru_parameter_shapes", "gru_step", "GRUCell", "GRU"]
 
@@ -53,12 +53,12 @@ def _blocks(w, b, part: slice):
     return w[part], (b[part] if b is not None else None)
 
 
-def gru_step(x: torch.Tensor, h: torch.Tensor, params: dict, reset_after: bool = True):
+def gru_step(params: dict, h: torch.Tensor, x: torch.Tensor, reset_after: bool = True):
     """One GRU step: the equations of the module docstring.
 
     Args:
-        x: (B, I). h: (B, H). params: ``weight_ih``, ``weight_hh`` and optionally ``bias_ih``,
-            ``bias_hh``, in torch's layout. reset_after: torch's form (True) or the textbook one.
+        params: ``weight_ih``, ``weight_hh`` and optionally ``bias_ih``, ``bias_hh``, in torch's
+            layout. h: (B, H). x: (B, I). reset_after: torch's form (True) or the textbook one.
 
     Returns:
         ``(h', y)`` with y = h' (B, H).
@@ -78,7 +78,7 @@ def gru_step(x: torch.Tensor, h: torch.Tensor, params: dict, reset_after: bool =
     return h_next, h_next
 
 
-class GRUCell(nn.Module):
+class GRUCell(Cell):
     """The lecture's f for the GRU: ``h_next, y = cell(h, x)`` with y = h_next.
 
     Parameters as ``torch.nn.GRUCell`` (a torch cell's state dict loads). ``reset_after=True`` is
@@ -91,24 +91,19 @@ class GRUCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None,
                  *, reset_after: bool = True, fused: bool = True):
-        super().__init__()
-        check_positive_int("input_size", input_size)
-        check_positive_int("hidden_size", hidden_size)
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        self.reset_after, self.fused = reset_after, fused
-        register_cell_parameters(self, gru_parameter_shapes(input_size, hidden_size, bias), hidden_size, bias, device, dtype)
-
-    def initial_state(self, batch_size: int) -> torch.Tensor:
-        """The zero state (B, H), on the device and dtype of the parameters."""
-        return self.weight_hh.new_zeros(batch_size, self.hidden_size)
+        super().__init__(input_size, hidden_size, gru_parameter_shapes(input_size, hidden_size, bias),
+                         absent=() if bias else ("bias_ih", "bias_hh"), device=device, dtype=dtype)
+        self.bias, self.reset_after, self.fused = bias, reset_after, fused
 
     def forward(self, h: torch.Tensor, x: torch.Tensor):
-        check_step(x, h, self.input_size, self.hidden_size, like=self.weight_hh)
+        self.check(h, x)
         if self.fused and self.reset_after:
             h_next = torch._VF.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
             return h_next, h_next
-        params = {name: p for name, p in self.named_parameters(recurse=False)}
-        return gru_step(x, h, params, self.reset_after)
+        return self.step(self.params(), h, x)
+
+    def step(self, params, h, x):
+        return gru_step(params, h, x, self.reset_after)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}, reset_after={self.reset_after}"
@@ -140,8 +135,8 @@ class GRU(RecurrentLayer):
     def _cell_shapes(self, input_size: int) -> dict[str, tuple]:
         return gru_parameter_shapes(input_size, self.hidden_size, self.bias)
 
-    def _step(self, x, h, params):
-        return gru_step(x, h, params, self.reset_after)
+    def _step(self, params, h, x):
+        return gru_step(params, h, x, self.reset_after)
 
     def _can_fuse(self) -> bool:
         return self.reset_after

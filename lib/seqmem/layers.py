@@ -12,13 +12,14 @@ bidirectional layer runs a second cell backwards in time and concatenates the tw
 
 Three pieces, from the loop to the drop-in layers:
 
-- ``run_stacked(cells, x, states)`` is the loop: L * D cells, layer-major (layer 0 forward, layer 0
-  backward, layer 1 forward, ...), as torch orders ``h_n``.
+- ``run_stacked(cells, x, states)`` is the loop over a batch-first sequence x (B, T, I): L * D cells,
+  layer-major (layer 0 forward, layer 0 backward, layer 1 forward, ...), as torch orders ``h_n``.
 - ``Stacked(cell_factory, ...)`` is a module holding one cell per layer and direction: any cell that
-  keeps the contract runs stacked and bidirectional.
+  keeps the contract runs stacked and bidirectional, batch first.
 - ``RecurrentLayer`` is what ``seqmem.RNN``, ``LSTM`` and ``GRU`` share, as torch's ``RNNBase``:
-  torch's arguments and parameter names (``weight_ih_l0``, ..., ``_reverse``), input checks, and
-  two paths tested equal: torch's fused kernel, or the cell's step function through ``run_stacked``.
+  torch's arguments (time first unless ``batch_first``, torch's default) and parameter names
+  (``weight_ih_l0``, ..., ``_reverse``), input checks, and two paths tested equal: torch's fused
+  kernel, or the cell's step function through ``run_stacked``.
 
 Dimensions: B batch, T time, I input size, H hidden size, L layers, D directions (1 or 2).
 """
@@ -32,15 +33,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .cell import check_like, check_positive_int
 from .core import unroll
 
 __all__ = ["run_stacked", "Stacked", "BoundCell", "RecurrentLayer"]
-
-
-def check_positive_int(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive int (a bool is not)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_dropout(dropout) -> float:
@@ -56,44 +52,6 @@ def init_uniform(module: nn.Module, hidden_size: int) -> None:
         nn.init.uniform_(p, -bound, bound)
 
 
-def register_cell_parameters(cell: nn.Module, shapes: dict[str, tuple], hidden_size: int, bias: bool,
-                             device=None, dtype=None) -> None:
-    """Give a cell the parameters ``shapes`` names, torch-initialised; without bias, the bias
-    attributes exist and are None, as in torch's cells."""
-    for name, shape in shapes.items():
-        cell.register_parameter(name, nn.Parameter(torch.empty(*shape, device=device, dtype=dtype)))
-    if not bias:
-        cell.register_parameter("bias_ih", None)
-        cell.register_parameter("bias_hh", None)
-    init_uniform(cell, hidden_size)
-
-
-def check_step(x: torch.Tensor, h: torch.Tensor, input_size: int, hidden_size: int, name: str = "h",
-               like: torch.Tensor | None = None) -> None:
-    """A cell's checks: x (B, I) and the state's part ``name`` (B, H), both of the dtype and device
-    of ``like`` (a parameter) when given; ``ValueError`` otherwise."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != input_size:
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must have shape (B, {input_size}), got {got}")
-    if not isinstance(h, torch.Tensor) or tuple(h.shape) != (x.shape[0], hidden_size):
-        got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
-        raise ValueError(f"{name} must have shape ({x.shape[0]}, {hidden_size}), got {got}")
-    if like is not None:
-        check_like(like, x=x, **{name: h})
-
-
-def check_like(param: torch.Tensor, **tensors: torch.Tensor) -> None:
-    """Inputs and states must share the parameters' dtype and device (torch.nn.RNN insists too):
-    ``ValueError`` naming both, rather than a type error from deep inside a matmul."""
-    for name, t in tensors.items():
-        if t.dtype != param.dtype:
-            raise ValueError(f"{name} must have the parameters' dtype {param.dtype}, got {t.dtype} "
-                             f"(convert the input with .to({param.dtype}) or the module with .to(dtype))")
-        if t.device != param.device:
-            raise ValueError(f"{name} is on {t.device} but the parameters are on {param.device}: "
-                             "move the module or the data so that they share one device")
-
-
 def run_stacked(cells: Sequence[Callable], x: torch.Tensor, states: Sequence | None = None,
                 bidirectional: bool = False, dropout: float = 0.0, training: bool = False):
     """Run L * D cells over a sequence: the loop every stacked, bidirectional layer shares.
@@ -101,12 +59,12 @@ def run_stacked(cells: Sequence[Callable], x: torch.Tensor, states: Sequence | N
     Args:
         cells: L * D cells, layer-major: ``cells[k * D + d]`` is layer k's cell for direction d
             (0 forward, 1 backward). Each keeps the contract ``state, y = cell(state, x)``.
-        x: (T, B, I) the input, time first.
+        x: (B, T, I) the input, batch first.
         states: L * D initial states in the same order, or ``None`` (each ``cell.initial_state(B)``).
         dropout: applied to the outputs of every layer but the last, when ``training``.
 
     Returns:
-        ``(output, finals)``: output (T, B, D * H) of the last layer, and the list of the L * D final
+        ``(output, finals)``: output (B, T, D * H) of the last layer, and the list of the L * D final
         states, in the order of ``cells``.
     """
     D = 2 if bidirectional else 1
@@ -120,52 +78,43 @@ def run_stacked(cells: Sequence[Callable], x: torch.Tensor, states: Sequence | N
         outs = []
         for d in range(D):
             k = layer * D + d
-            seq = x.flip(0) if d == 1 else x  # the backward cell reads time reversed
-            ys, state = unroll(cells[k], seq, None if states is None else states[k])  # ys: (T, B, H)
-            outs.append(ys.flip(0) if d == 1 else ys)  # back in forward time order
+            seq = x.flip(1) if d == 1 else x  # the backward cell reads time reversed
+            ys, state = unroll(cells[k], seq, None if states is None else states[k])  # ys: (B, T, H)
+            outs.append(ys.flip(1) if d == 1 else ys)  # back in forward time order
             finals.append(state)
-        x = torch.cat(outs, dim=-1) if D == 2 else outs[0]  # (T, B, D * H), the next layer's input
+        x = torch.cat(outs, dim=-1) if D == 2 else outs[0]  # (B, T, D * H), the next layer's input
         if dropout > 0 and training and layer < L - 1:
             x = F.dropout(x, dropout, training=True)
     return x, finals
 
 
-def _time_first(input, input_size: int, batch_first: bool, who: str) -> torch.Tensor:
-    """Check a batched sequence (T, B, I) or (B, T, I) and return it time first."""
-    order = "(B, T, I)" if batch_first else "(T, B, I)"
-    if not isinstance(input, torch.Tensor) or input.dim() != 3 or input.shape[-1] != input_size:
-        got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
-        raise ValueError(f"{who}: input must have shape {order} with I = {input_size}, got {got}")
-    return input.transpose(0, 1) if batch_first else input  # (T, B, I)
-
-
 class Stacked(nn.Module):
-    """Any cell, stacked in ``num_layers`` layers and optionally bidirectional.
+    """Any cell, stacked in ``num_layers`` layers and optionally bidirectional; batch first.
 
     ``cell_factory(input_size, hidden_size)`` builds one cell; ``Stacked`` calls it once per layer
     and direction (layer-major, forward before backward), so every cell has its own parameters.
     Layer 0's cells read I features, layer k > 0's read D * H' (both directions of layer k - 1),
-    where H' is the cells' ``output_size`` if they have one, else ``hidden_size``. ``dropout`` is
+    where H' is the cells' ``output_size`` (``hidden_size`` if they have none). ``dropout`` is
     applied to the outputs of every layer but the last, in training mode.
 
     The cells are ``self.cells[k * D + d]``; their states are whatever the cell uses (a tensor,
-    an ``LSTMState``, ...), passed and returned as a list in the same order.
+    an ``LSTMState``, ...), passed and returned as a list in the same order. Unlike the drop-in
+    layers (``seqmem.RNN``, ...), which keep torch's time-first default, ``Stacked`` is the
+    library's own layer and reads batch-first sequences, as every library function does.
 
     Shape:
-        input: (T, B, I), or (B, T, I) with ``batch_first``.
+        input: (B, T, I).
         states: a list of L * D cell states, or ``None`` for each cell's ``initial_state(B)``.
-        returns ``(output, final_states)``: output (T, B, D * H') (batch first if asked) and the
-        list of L * D final states.
+        returns ``(output, final_states)``: output (B, T, D * H') and the list of L * D final states.
     """
 
     def __init__(self, cell_factory: Callable[[int, int], nn.Module], input_size: int, hidden_size: int,
-                 num_layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
-                 dropout: float = 0.0):
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             check_positive_int(name, value)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bidirectional, self.batch_first, self.dropout = bidirectional, batch_first, check_dropout(dropout)
+        self.bidirectional, self.dropout = bidirectional, check_dropout(dropout)
         D = 2 if bidirectional else 1
         cells, layer_in = [], input_size
         for _ in range(num_layers):
@@ -180,22 +129,23 @@ class Stacked(nn.Module):
         return [cell.initial_state(batch_size) for cell in self.cells]
 
     def forward(self, input: torch.Tensor, states: Sequence | None = None):
-        x = _time_first(input, self.input_size, self.batch_first, "Stacked")  # (T, B, I)
-        output, finals = run_stacked(self.cells, x, states, self.bidirectional, self.dropout, self.training)
-        return (output.transpose(0, 1) if self.batch_first else output), finals
+        if not isinstance(input, torch.Tensor) or input.dim() != 3 or input.shape[-1] != self.input_size:
+            got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
+            raise ValueError(f"Stacked: input must have shape (B, T, I) with I = {self.input_size}, got {got}")
+        return run_stacked(self.cells, input, states, self.bidirectional, self.dropout, self.training)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, batch_first={self.batch_first}, dropout={self.dropout}")
+                f"bidirectional={self.bidirectional}, dropout={self.dropout}")
 
 
 class BoundCell:
-    """A cell's step function with its parameters fixed: the contract ``state, y = cell(state, x)``.
+    """A step function with its parameters fixed: the contract ``state, y = cell(state, x)``.
 
-    ``step(x, state, params)`` is one of the library's step functions (``rnn_step``-like); ``params``
-    maps parameter names (``weight_ih``, ...) to tensors, here a layer's ``weight_ih_l0``, ...
-    The drop-in layers run their cells through ``run_stacked`` this way, so the parameters stay the
-    layer's own, under torch's names.
+    ``step(params, state, x)`` is one of the library's step functions (``rnn_step``, ...) with its
+    options bound; ``params`` maps the cell's parameter names (``weight_ih``, ...) to tensors, here
+    a layer's ``weight_ih_l0``, ... The drop-in layers run their cells through ``run_stacked`` this
+    way, so the parameters stay the layer's own, under torch's names.
     """
 
     def __init__(self, step: Callable, params: dict, initial_state: Callable[[int], object] | None = None):
@@ -207,7 +157,7 @@ class BoundCell:
         return self._initial_state(batch_size)
 
     def __call__(self, state, x):
-        return self.step(x, state, self.params)
+        return self.step(self.params, state, x)
 
 
 class RecurrentLayer(nn.Module):
@@ -217,7 +167,7 @@ class RecurrentLayer(nn.Module):
 
     - ``_cell_shapes(input_size)``: the name and shape of each parameter of one cell, in torch's
       order. Layer k, direction d registers them as ``{name}_l{k}`` (``{name}_l{k}_reverse``).
-    - ``_step(x, state, params)``: the from-scratch step (an ``rnn_step``-like function).
+    - ``_step(params, state, x)``: the from-scratch step (the cell's step function, options bound).
     - ``_state_names``, ``_state_sizes()``: the state's parts, e.g. ``("h0", "c0")`` of size (H, H).
       One part is passed as a tensor ``hx``, several as a tuple; each is (L * D, B, size).
     - ``_can_fuse()`` and ``_forward_fused(x, parts)``: torch's fused kernel, where it applies.
@@ -258,11 +208,16 @@ class RecurrentLayer(nn.Module):
     def _cell_shapes(self, input_size: int) -> dict[str, tuple]:
         raise NotImplementedError
 
-    def _step(self, x, state, params):
+    def _step(self, params, state, x):
         raise NotImplementedError
 
     def _state_sizes(self) -> tuple[int, ...]:
         return (self.hidden_size,)
+
+    @property
+    def output_size(self) -> int:
+        """D * H: the last dimension of the output, what a read-out on top of the layer reads."""
+        return (2 if self.bidirectional else 1) * self.hidden_size
 
     def _can_fuse(self) -> bool:
         return False
@@ -346,9 +301,11 @@ class RecurrentLayer(nn.Module):
         D = 2 if self.bidirectional else 1
         cells = [BoundCell(self._step, self._params(k // D, reverse=k % D == 1)) for k in range(self.num_layers * D)]
         states = [self._to_cell_state([p[k] for p in parts]) for k in range(len(cells))]
-        output, finals = run_stacked(cells, x, states, self.bidirectional, self.dropout, self.training)
+        # run_stacked is batch first, as every library function: (T, B, I) -> (B, T, I) and back
+        output, finals = run_stacked(cells, x.transpose(0, 1), states, self.bidirectional, self.dropout,
+                                     self.training)
         per_part = zip(*(self._from_cell_state(s) for s in finals))  # each part's L * D final values
-        return output, tuple(torch.stack(values) for values in per_part)  # (T, B, D * H), (L * D, B, size)
+        return output.transpose(0, 1), tuple(torch.stack(values) for values in per_part)  # (T, B, D * H), (L * D, B, size)
 
     def flatten_parameters(self) -> None:
         """Kept for code written for torch's layers; a no-op here (the parameters stay as registered).

@@ -16,7 +16,11 @@ all previous tokens through its state h and shares what it learns between simila
 
 Both are scored by the perplexity of held-out text, exp(-(1/T) \sum_t \log P(w_t | past)): the
 number of equally likely tokens the model is, on average, choosing between. A model that knows
-nothing (uniform over V tokens) has perplexity V.
+nothing (uniform over V tokens) has perplexity V. ``NGramLM.perplexity`` scores a counting model;
+``seqmem.metrics.perplexity`` any recurrent one, such as ``CharRNNLM``.
+
+Training batches: ``random_windows`` (random pieces of the text) and ``text_streams`` (B
+continuous streams, read chunk by chunk with the state carried, as ``seqmem.TruncatedBPTT`` does).
 
 The text: ``stdlib_text()``, the docstrings of the Python standard library, which ships with every
 Python and needs no download.
@@ -28,7 +32,6 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
-import math
 import os
 import sysconfig
 import unicodedata
@@ -37,13 +40,16 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from .core import History, TruncatedBPTT, check_positive_int, fit
+from .core import seed as seed_all
+from .heads import Tagger, cross_entropy
+from .metrics import bits_per_char, perplexity_of
 from .rnn import RNN
 from .text import Vocab
 
-__all__ = ["stdlib_text", "split_text", "NGramLM", "CharRNNLM", "CELLS", "random_windows",
-           "next_token_loss", "perplexity", "sample"]
+__all__ = ["stdlib_text", "split_text", "NGramLM", "CharRNNLM", "CELLS", "random_windows", "text_streams",
+           "next_token_loss", "train_continual", "sample"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,8 +175,7 @@ class NGramLM:
     """
 
     def __init__(self, n: int, alpha: float = 1.0, lambdas: Sequence[float] | None = None):
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        check_positive_int("n", n)
         if not isinstance(alpha, (int, float)) or alpha < 0:
             raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
         if lambdas is not None:
@@ -188,8 +193,7 @@ class NGramLM:
         V = vocab_size
         if V is None:  # the ids seen, from 0 to the largest
             V = int(ids.max()) + 1 if ids.size else 0
-        if not isinstance(V, (int, np.integer)) or isinstance(V, bool) or V < 1:
-            raise ValueError(f"vocab_size must be a positive int, got {V!r}")
+        check_positive_int("vocab_size", V)
         V = int(V)
         if ids.size and (ids.min() < 0 or ids.max() >= V):
             raise ValueError(f"token ids must lie in [0, {V}), got values from {ids.min()} to {ids.max()}")
@@ -272,11 +276,15 @@ class NGramLM:
             return torch.from_numpy(np.log(self._combine(P)))
 
     def perplexity(self, tokens) -> float:
-        """exp of the mean negative log-probability of the tokens: V for a model that knows nothing."""
+        """exp of the mean negative log-probability of tokens 1 ... T - 1: V for a model that knows nothing.
+
+        Token 0 has no past and is not scored, as in ``seqmem.metrics.perplexity``, so that a
+        counting model and a recurrent one are scored on the same tokens.
+        """
         logp = self.log_prob(tokens)
-        if len(logp) == 0:
-            raise ValueError("perplexity needs at least one token")
-        return _exp(-logp.mean().item())
+        if len(logp) < 2:
+            raise ValueError(f"perplexity needs at least two tokens (the first is not scored), got {len(logp)}")
+        return perplexity_of(-logp[1:].mean().item())
 
     def generate(self, context, n_tokens: int, generator: torch.Generator | None = None) -> list[int]:
         """Sample ``n_tokens`` ids one after another, each from P(· | the last n - 1 ids)."""
@@ -296,60 +304,61 @@ class NGramLM:
 # ----------------------------------------------------------------------------------------------
 # A recurrent language model
 
-#: The sequence layers ``CharRNNLM`` can use, by name. Each takes torch's arguments
-#: (input_size, hidden_size, num_layers=, batch_first=, dropout=); later chapters add theirs.
+#: The sequence layers ``CharRNNLM`` knows by name. Any layer class that takes torch's arguments
+#: (input_size, hidden_size, num_layers=, batch_first=, dropout=) works too: ``cell=seqmem.LSTM``.
 CELLS: dict[str, type] = {"rnn": RNN}
 
 
-class CharRNNLM(nn.Module):
+class CharRNNLM(Tagger):
     r"""A recurrent language model: embedding, recurrent layers, and a linear head over V tokens.
 
     At each step the token w_t is embedded (x_t = E[w_t], ``torch.nn.Embedding``: the one-hot
     vector times a learned matrix), the recurrent layers update their state, h_t = f(h_{t-1}, x_t),
     and the head gives the logits of the next token, P(w_{t+1} | w_1 ... w_t) = softmax(W^o h_t + b^o).
-    Unlike an n-gram model, h_t can carry information from any distance.
+    Unlike an n-gram model, h_t can carry information from any distance. It is a
+    ``seqmem.heads.Tagger`` whose tags are the next tokens.
 
     Args:
         vocab_size: V. hidden_size: H. num_layers: L stacked recurrent layers.
-        cell: a key of ``CELLS`` ("rnn": ``seqmem.RNN``, tanh).
+        cell: a key of ``CELLS`` ("rnn": ``seqmem.RNN``, tanh), or a layer class (``seqmem.LSTM``).
         embedding_dim: E, the size of x_t; H when omitted.
         dropout: between recurrent layers, as in torch.
+        **layer_options: passed on to the layer (``variant="CIFG"`` for an LSTM).
 
     Shape:
         x: (B, T) int64 ids; h: the layer's state, (L, B, H) for an RNN, or None for zeros.
         returns logits (B, T, V) and the final state.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1, cell: str = "rnn",
-                 embedding_dim: int | None = None, dropout: float = 0.0):
-        super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-        for name, value in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1, cell="rnn",
+                 embedding_dim: int | None = None, dropout: float = 0.0, **layer_options):
+        if isinstance(cell, str) and cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)} or a layer class, got {cell!r}")
+        check_positive_int("vocab_size", vocab_size)
+        check_positive_int("hidden_size", hidden_size)
         E = embedding_dim or hidden_size
+        embedding = nn.Embedding(vocab_size, E)  # E: (V, E); created first, then the layer and the head
+        layer = CELLS.get(cell, cell) if isinstance(cell, str) else cell
+        rnn = layer(E, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout, **layer_options)
+        super().__init__(rnn, vocab_size, embedding=embedding)  # the head W^o: (V, H)
         self.vocab_size, self.cell = vocab_size, cell
-        self.embedding = nn.Embedding(vocab_size, E)  # E: (V, E)
-        self.rnn = CELLS[cell](E, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout)
-        self.head = nn.Linear(hidden_size, vocab_size)  # W^o: (V, H)
 
     def forward(self, x: torch.Tensor, h=None):
         if x.dim() != 2 or x.dtype.is_floating_point:
             raise ValueError(f"x must be token ids of shape (B, T) and an integer dtype, "
                              f"got shape {tuple(x.shape)} and dtype {x.dtype}")
-        e = self.embedding(x)  # (B, T, E)
-        out, h = self.rnn(e, h)  # (B, T, H); h: (L, B, H)
-        return self.head(out), h  # (B, T, V)
+        return super().forward(x, h)  # (B, T, V), the final state
 
 
-def next_token_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def next_token_loss(model: nn.Module, batch) -> torch.Tensor:
     """Mean cross-entropy of the next-token predictions, in nats: a ``loss_fn`` for ``seqmem.fit``.
 
-    x, y: (B, T) ids, y the tokens that follow x (as ``random_windows`` gives).
+    ``batch`` is ``(x, y)``: (B, T) ids, y the tokens that follow x (as ``random_windows`` and
+    ``text_streams`` give).
     """
+    x, y = batch
     logits, _ = model(x)  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))  # over B * T tokens
+    return cross_entropy(logits, y)  # over B * T tokens
 
 
 def random_windows(ids: torch.Tensor, batch_size: int, seq_len: int,
@@ -366,9 +375,8 @@ def random_windows(ids: torch.Tensor, batch_size: int, seq_len: int,
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
         got = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise ValueError(f"ids must be a 1-D tensor of token ids (N,), got {got}")
-    for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("seq_len", seq_len)
     if len(ids) < seq_len + 1:
         raise ValueError(f"a window of seq_len={seq_len} needs at least {seq_len + 1} ids, got {len(ids)}")
     gdev = generator.device if generator is not None else torch.device("cpu")
@@ -378,46 +386,54 @@ def random_windows(ids: torch.Tensor, batch_size: int, seq_len: int,
     return windows[:, :-1], windows[:, 1:]
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def text_streams(ids: torch.Tensor, batch_size: int):
+    """Cut a text into ``batch_size`` contiguous streams, each with the tokens that follow it.
 
-
-@torch.no_grad()
-def perplexity(model: nn.Module, ids: torch.Tensor, chunk_len: int = 256, batch_size: int = 1) -> float:
-    """Perplexity of a recurrent LM on a held-out text, the state carried from chunk to chunk.
-
-    Tokens 1 ... N - 1 are predicted from everything before them (token 0 has no past, so it is not
-    scored). The text is read in chunks of ``chunk_len`` steps, handing each chunk's final state to
-    the next, so that the result equals one pass over the whole text but memory stays small.
-    ``batch_size`` B > 1 cuts the text into B contiguous pieces read side by side (faster; each
-    piece starts from the zero state, and up to B - 1 tokens at the end are dropped).
+    Stream b is the b-th of B equal consecutive pieces of the text; the last ``len(ids) % B`` tokens
+    (and one more, to have a next token) are dropped. Read the streams chunk by chunk along time,
+    carrying the state (``seqmem.fit(..., strategy=seqmem.TruncatedBPTT(k))``), and each batch row continues the text
+    where the previous chunk left it.
 
     Args:
-        model: ``logits, h = model(x, h)`` with x (B, T) ids, such as ``CharRNNLM``.
         ids: (N,) int64 token ids.
+
+    Returns:
+        x, y: (B, N') int64 with N' = (N - 1) // B, y[b, t] the token after x[b, t].
     """
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype.is_floating_point:
         got = (tuple(ids.shape), ids.dtype) if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise ValueError(f"ids must be a 1-D integer tensor (N,), got {got}")
-    n = (len(ids) - 1) // batch_size  # steps per piece
+    check_positive_int("batch_size", batch_size)
+    n = (len(ids) - 1) // batch_size  # tokens per stream
     if n < 1:
-        raise ValueError(f"perplexity needs more than batch_size={batch_size} ids, got {len(ids)}")
-    ids = ids.to(_device_of(model))
-    x = ids[: n * batch_size].view(batch_size, n)  # (B, n): piece b starts at b * n
-    y = ids[1 : n * batch_size + 1].view(batch_size, n)  # (B, n): the token after each of x
-    was_training, h, nll = model.training, None, 0.0
-    model.eval()
-    for j in range(0, n, chunk_len):
-        logits, h = model(x[:, j : j + chunk_len], h)  # (B, chunk, V)
-        nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[:, j : j + chunk_len].reshape(-1),
-                               reduction="sum").item()
-    model.train(was_training)
-    return _exp(nll / (n * batch_size))
+        raise ValueError(f"{len(ids)} ids are too few for {batch_size} streams")
+    x = ids[: n * batch_size].view(batch_size, n)  # (B, N'): stream b starts at b * N'
+    y = ids[1 : n * batch_size + 1].view(batch_size, n)  # (B, N')
+    return x, y
 
 
-def _exp(mean_nll: float) -> float:
-    """exp(mean NLL) as a perplexity; inf for a diverged model (math.exp overflows past ~709)."""
-    return math.exp(mean_nll) if mean_nll < 709.0 else math.inf
+def train_continual(train_ids: torch.Tensor, valid_ids: torch.Tensor, vocab_size: int, *, steps: int, chunk: int,
+                    batch_size: int, hidden_size: int, cell="rnn", embedding_dim: int | None = None, lr: float = 1e-2,
+                    clip_grad_norm: float | None = 1.0, seed: int = 0, progress: bool = False, **layer_options):
+    """One seeded run of a continual character LM: ``CharRNNLM`` on streams whose state is never reset.
+
+    The training text is cut into ``batch_size`` streams (``text_streams``) read ``chunk`` tokens at
+    a time for ``steps`` optimizer steps, the state carried from chunk to chunk (truncated BPTT:
+    ``fit(..., strategy=TruncatedBPTT(chunk))``), as Gers et al. (2000) trained the forget gate.
+    ``seed`` fixes the weights (every generator is seeded with it). Chapter 3's sweep of the LSTM
+    variants (``cell=seqmem.LSTM, variant=...``) and its live version both call this.
+
+    Returns:
+        ``(model, history, bpc)``: bpc the bits per character of ``valid_ids`` read in one pass
+        from the zero state (inf or nan for a diverged model).
+    """
+    seed_all(seed)
+    model = CharRNNLM(vocab_size, hidden_size, cell=cell, embedding_dim=embedding_dim, **layer_options)
+    x, y = text_streams(train_ids, batch_size)  # (B, N') each
+    n = steps * chunk  # the first n tokens of every stream: `steps` chunks
+    history: History = fit(model, [(x[:, :n], y[:, :n])], next_token_loss, strategy=TruncatedBPTT(chunk), lr=lr,
+                           clip_grad_norm=clip_grad_norm, progress=progress)
+    return model, history, bits_per_char(model, valid_ids, chunk_len=500)
 
 
 @torch.no_grad()
@@ -435,7 +451,7 @@ def sample(model: nn.Module, vocab: Vocab, prefix: str, n_chars: int, temperatur
         raise ValueError(f"prefix must be a non-empty string (the model needs a first input), got {prefix!r}")
     if not isinstance(temperature, (int, float)) or temperature < 0:
         raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
-    dev = _device_of(model)
+    dev = next(model.parameters()).device
     gdev = generator.device if generator is not None else torch.device("cpu")
     was_training = model.training
     model.eval()

@@ -62,10 +62,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import RecurrentLayer, check_positive_int, check_step, register_cell_parameters
+from .cell import ACTIVATIONS, Cell, activation
+from .layers import RecurrentLayer
 
 __all__ = ["LSTMState", "FGRState", "LSTMVariant", "VARIANTS", "lstm_parameter_shapes", "lstm_step",
-           "LSTMCell", "LSTM"]
+           "LSTMCell", "LSTM", "init_forget_bias_"]
 
 
 class LSTMState(NamedTuple):
@@ -120,22 +121,45 @@ def _variant(name) -> LSTMVariant:
     return VARIANTS[name]
 
 
-def _identity(a: torch.Tensor) -> torch.Tensor:
-    return a
+_PROBE = torch.linspace(-3.0, 3.0, 13, dtype=torch.float64)
 
 
-def _activations(v: LSTMVariant, input_activation: Callable, output_activation: Callable):
-    """Greff's g and h for variant ``v``: NIAF and NOAF set one of them to the identity."""
-    for removed, given, flag in (("input", input_activation, v.input_identity),
-                                 ("output", output_activation, v.output_identity)):
-        if not callable(given):
-            raise TypeError(f"{removed}_activation must be callable, got {type(given).__name__}")
-        if flag and given is not torch.tanh and given is not _identity:
-            raise ValueError(f"variant {v.name!r} sets the {removed} activation to the identity: "
-                             f"do not pass {removed}_activation={given!r}")
-    g = _identity if v.input_identity else input_activation
-    h = _identity if v.output_identity else output_activation
-    return g, h
+def _acts_as_identity(fn: Callable) -> bool:
+    """Whether ``fn`` returns its input: how a function of the caller's is read for NIAF and NOAF."""
+    try:
+        out = fn(_PROBE)
+    except Exception:  # noqa: BLE001 - a function that cannot take a tensor is no identity
+        return False
+    return isinstance(out, torch.Tensor) and out.shape == _PROBE.shape and torch.equal(out, _PROBE)
+
+
+def _resolve(given, which: str):
+    """An activation given by name (of ``seqmem.cell.ACTIVATIONS``) or as a function: (function, name).
+    The name of a function is that of the table's entry it is, or None for a function of the caller's."""
+    if isinstance(given, str):
+        return activation(given, what=f"{which}_activation"), given
+    if not callable(given):
+        raise TypeError(f"{which}_activation must be a name or a function, got {type(given).__name__}")
+    return given, next((name for name, fn in ACTIVATIONS.items() if fn is given), None)
+
+
+def _activations(v: LSTMVariant, input_activation, output_activation):
+    """Greff's g and h for variant ``v``, and whether they are torch's (tanh, tanh).
+
+    ``None`` means the variant's own: tanh, or the identity where NIAF or NOAF removes it. A variant
+    that removes an activation accepts only the identity for it (by name, or a function that
+    returns its input).
+    """
+    out = []
+    for which, given, removed in (("input", input_activation, v.input_identity),
+                                  ("output", output_activation, v.output_identity)):
+        fn, name = _resolve(given if given is not None else ("identity" if removed else "tanh"), which)
+        if removed and name != "identity" and not (name is None and _acts_as_identity(fn)):
+            raise ValueError(f"variant {v.name!r} sets the {which} activation to the identity: "
+                             f"do not pass {which}_activation={given!r}")
+        out.append((fn, name))
+    (g, g_name), (h, h_name) = out
+    return g, h, (g_name, h_name) == ("tanh", "tanh")
 
 
 def lstm_parameter_shapes(input_size: int, hidden_size: int, variant: str = "NP",
@@ -161,13 +185,13 @@ def _gate(a: dict, p: dict, name: str, c: torch.Tensor):
     return torch.sigmoid(pre)
 
 
-def lstm_step(x: torch.Tensor, state, params: dict, variant: str = "NP",
+def lstm_step(params: dict, state, x: torch.Tensor, variant: str = "NP",
               g: Callable = torch.tanh, h: Callable = torch.tanh):
     """One step of the LSTM ``variant``: the equations of the module docstring.
 
     Args:
-        x: (B, I). state: ``LSTMState(h, c)`` (``FGRState(h, c, gates)`` for FGR), each (B, H).
         params: the cell's parameters by name (``lstm_parameter_shapes``); missing biases are None.
+        state: ``LSTMState(h, c)`` (``FGRState(h, c, gates)`` for FGR), each (B, H). x: (B, I).
         g, h: the input and output activations (already the identity for NIAF / NOAF).
 
     Returns:
@@ -195,16 +219,17 @@ def lstm_step(x: torch.Tensor, state, params: dict, variant: str = "NP",
     return LSTMState(y, c), y
 
 
-class LSTMCell(nn.Module):
+class LSTMCell(Cell):
     """The lecture's f for the LSTM: ``state, y = cell(state, x)`` with state ``LSTMState(h, c)``, y = h.
 
-    ``variant`` picks one of Greff et al.'s variants (``VARIANTS``); the default ``"NP"`` is exactly
-    ``torch.nn.LSTMCell``: same parameters (``weight_ih`` (4H, I), ``weight_hh`` (4H, H),
+    ``variant`` picks one of Greff et al.'s variants by name (``VARIANTS``); the default ``"NP"`` is
+    exactly ``torch.nn.LSTMCell``: same parameters (``weight_ih`` (4H, I), ``weight_hh`` (4H, H),
     ``bias_ih``, ``bias_hh`` (4H,); gates in the order i, f, g, o), so a torch cell's state dict
     loads and the outputs match. Other variants have exactly the parameters their equations use
     (the module docstring gives the layout). ``input_activation`` and ``output_activation`` are
-    Greff's g and h. With ``fused=True``, NP with tanh activations runs torch's fused
-    ``lstm_cell`` kernel; otherwise (or ``fused=False``) ``lstm_step``, tested equal.
+    Greff's g and h, by name (``"tanh"``, ``"identity"``, ...) or as functions; ``None`` is the
+    variant's own (tanh; the identity that NIAF or NOAF prescribe). With ``fused=True``, NP with
+    tanh activations runs torch's fused ``lstm_cell`` kernel; otherwise ``lstm_step``, tested equal.
 
     Shape:
         state: ``LSTMState(h, c)``, each (B, H) (FGR: ``FGRState(h, c, gates)``, gates (B, 3H));
@@ -212,48 +237,29 @@ class LSTMCell(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, variant: str = "NP",
-                 input_activation: Callable = torch.tanh, output_activation: Callable = torch.tanh,
-                 device=None, dtype=None, fused: bool = True):
-        super().__init__()
-        check_positive_int("input_size", input_size)
-        check_positive_int("hidden_size", hidden_size)
+                 input_activation=None, output_activation=None, device=None, dtype=None, fused: bool = True):
         v = _variant(variant)
-        self.input_size, self.hidden_size, self.bias, self.variant, self.fused = (
-            input_size, hidden_size, bias, variant, fused)
-        self.input_activation, self.output_activation = _activations(v, input_activation, output_activation)
-        register_cell_parameters(self, lstm_parameter_shapes(input_size, hidden_size, variant, bias), hidden_size, bias, device, dtype)
+        g, h, tanh = _activations(v, input_activation, output_activation)
+        super().__init__(input_size, hidden_size, lstm_parameter_shapes(input_size, hidden_size, variant, bias),
+                         absent=() if bias else ("bias_ih", "bias_hh"), device=device, dtype=dtype)
+        self.bias, self.variant, self.fused = bias, variant, fused
+        self.input_activation, self.output_activation, self._fusable = g, h, tanh and variant == "NP"
+        self.state_type = FGRState if v.full_recurrence else LSTMState
 
-    def initial_state(self, batch_size: int):
-        """The zero state, on the device and dtype of the parameters."""
-        zeros = self.weight_hh.new_zeros(batch_size, self.hidden_size)  # (B, H)
-        if self.variant == "FGR":
-            return FGRState(zeros, zeros.clone(), self.weight_hh.new_zeros(batch_size, 3 * self.hidden_size))
-        return LSTMState(zeros, zeros.clone())
-
-    def _can_fuse(self) -> bool:
-        return (self.fused and self.variant == "NP" and self.input_activation is torch.tanh
-                and self.output_activation is torch.tanh)
+    def state_sizes(self) -> tuple[int, ...]:
+        H = self.hidden_size
+        return (H, H, 3 * H) if self.variant == "FGR" else (H, H)
 
     def forward(self, state, x: torch.Tensor):
-        self._check_state(state, x)
-        if self._can_fuse():
+        self.check(state, x)
+        if self.fused and self._fusable:
             h, c = torch._VF.lstm_cell(x, (state[0], state[1]), self.weight_ih, self.weight_hh,
                                        self.bias_ih, self.bias_hh)
             return LSTMState(h, c), h
-        params = {name: p for name, p in self.named_parameters(recurse=False)}
-        return lstm_step(x, state, params, self.variant, self.input_activation, self.output_activation)
+        return self.step(self.params(), state, x)
 
-    def _check_state(self, state, x) -> None:
-        n = 3 if self.variant == "FGR" else 2
-        kind = "FGRState(h, c, gates)" if n == 3 else "LSTMState(h, c)"
-        if not isinstance(state, tuple) or len(state) != n:
-            raise ValueError(f"state must be an {kind}, got {type(state).__name__}"
-                             + (f" of length {len(state)}" if isinstance(state, tuple) else ""))
-        check_step(x, state[0], self.input_size, self.hidden_size, "h", like=self.weight_hh)
-        check_step(x, state[1], self.input_size, self.hidden_size, "c", like=self.weight_hh)
-        if n == 3 and tuple(state[2].shape) != (x.shape[0], 3 * self.hidden_size):
-            raise ValueError(f"gates must have shape ({x.shape[0]}, {3 * self.hidden_size}), "
-                             f"got {tuple(state[2].shape)}")
+    def step(self, params, state, x):
+        return lstm_step(params, state, x, self.variant, self.input_activation, self.output_activation)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}, variant={self.variant!r}"
@@ -286,8 +292,7 @@ class LSTM(RecurrentLayer):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  proj_size: int = 0, device=None, dtype=None, *, variant: str = "NP",
-                 input_activation: Callable = torch.tanh, output_activation: Callable = torch.tanh,
-                 fused: bool = True):
+                 input_activation=None, output_activation=None, fused: bool = True):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          fused=fused)
         if proj_size != 0:
@@ -295,7 +300,8 @@ class LSTM(RecurrentLayer):
                              f"proj_size={proj_size!r}: use proj_size=0, or torch.nn.LSTM")
         v = _variant(variant)
         self.variant, self.proj_size = variant, 0
-        self.input_activation, self.output_activation = _activations(v, input_activation, output_activation)
+        self.input_activation, self.output_activation, tanh = _activations(v, input_activation, output_activation)
+        self._fusable = tanh and variant == "NP"
         if v.full_recurrence:
             self._state_names, self._state_type = ("h_0", "c_0", "gates_0"), FGRState
         self._register_cells(device, dtype)
@@ -307,12 +313,11 @@ class LSTM(RecurrentLayer):
         H = self.hidden_size
         return (H, H, 3 * H) if self.variant == "FGR" else (H, H)
 
-    def _step(self, x, state, params):
-        return lstm_step(x, state, params, self.variant, self.input_activation, self.output_activation)
+    def _step(self, params, state, x):
+        return lstm_step(params, state, x, self.variant, self.input_activation, self.output_activation)
 
     def _can_fuse(self) -> bool:
-        return (self.variant == "NP" and self.input_activation is torch.tanh
-                and self.output_activation is torch.tanh)
+        return self._fusable
 
     def _forward_fused(self, x, parts):
         output, h_n, c_n = self._run_kernel(torch._VF.lstm, x, parts)
@@ -321,3 +326,26 @@ class LSTM(RecurrentLayer):
     def extra_repr(self) -> str:
         s = super().extra_repr()
         return s + (f", variant={self.variant!r}" if self.variant != "NP" else "")
+
+
+def init_forget_bias_(module: nn.Module, value: float = 1.0) -> nn.Module:
+    """Start an LSTM remembering: the forget gate's bias set to ``value``, in place (Gers et al. 2000).
+
+    With f = σ(... + b_f), a bias of 1 starts every forget gate at σ(1) = 0.73 rather than 0.5, so
+    the cell state's gradient, a product of forget gates through time, fades more slowly (chapter
+    3). Works on every module with torch's LSTM layout and names: ``seqmem.LSTM`` and ``LSTMCell``
+    (of any variant that has a forget gate) and ``torch.nn.LSTM`` and ``LSTMCell``. In every
+    layer and direction the forget block of ``bias_ih*`` becomes ``value`` and that of
+    ``bias_hh*`` zero, so that the two biases, which add up, give ``value``. Returns the module.
+    """
+    v = _variant(getattr(module, "variant", "NP"))
+    if "f" not in v.rows:
+        raise ValueError(f"variant {v.name!r} has no forget gate of its own: there is no forget bias to set")
+    H, k = module.hidden_size, v.rows.index("f")  # the forget gate's row block, (k H : (k + 1) H)
+    biases = [(n, p) for n, p in module.named_parameters() if n.startswith(("bias_ih", "bias_hh"))]
+    if not biases:
+        raise ValueError(f"{type(module).__name__} has no biases (bias=False): there is no forget bias to set")
+    with torch.no_grad():
+        for name, p in biases:
+            p[k * H:(k + 1) * H] = value if name.startswith("bias_ih") else 0.0
+    return module

@@ -20,45 +20,36 @@ Dimensions: B batch, T time, I input size, H hidden size, L layers, D directions
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
-from .layers import RecurrentLayer, check_positive_int, check_step, register_cell_parameters
+from .cell import Cell, activation
+from .layers import RecurrentLayer
 
 __all__ = ["rnn_step", "rnn_parameter_shapes", "RNNCell", "NaiveRNNCell", "RNN", "NONLINEARITIES"]
 
-#: The nonlinearities σ a cell accepts. torch's fused kernels exist for tanh and relu only; the
-#: identity (a linear RNN, as in the lecture's worked example) always takes the reference path.
-NONLINEARITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "identity": lambda a: a,
-}
+#: The nonlinearities σ a naive RNN accepts (names of ``seqmem.cell.ACTIVATIONS``). torch's fused
+#: kernels exist for tanh and relu only; the identity (a linear RNN, as in the lecture's worked
+#: example) always takes the reference path.
+NONLINEARITIES = ("tanh", "relu", "identity")
 
 
-def _nonlinearity(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    if name not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {name!r}")
-    return NONLINEARITIES[name]
-
-
-def rnn_step(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity: str = "tanh"):
+def rnn_step(params: dict, h: torch.Tensor, x: torch.Tensor, nonlinearity: str = "tanh"):
     """One step of the naive RNN: h' = σ(W^i x + b^i + W^h h + b^h).
 
     Args:
-        x: (B, I) the input at this step.
-        h: (B, H) the previous hidden state.
-        weight_ih: (H, I) W^i. weight_hh: (H, H) W^h. bias_ih, bias_hh: (H,) or None.
+        params: ``weight_ih`` (H, I) W^i, ``weight_hh`` (H, H) W^h, and optionally ``bias_ih``,
+            ``bias_hh`` (H,).
+        h: (B, H) the previous hidden state. x: (B, I) the input at this step.
 
     Returns:
-        h': (B, H).
+        ``(h', y)`` with y = h' (B, H).
     """
-    a = x @ weight_ih.T + h @ weight_hh.T  # (B, H): W^i x + W^h h, one row per example
-    if bias_ih is not None:
-        a = a + bias_ih + bias_hh
-    return _nonlinearity(nonlinearity)(a)
+    a = x @ params["weight_ih"].T + h @ params["weight_hh"].T  # (B, H): W^i x + W^h h, one row per example
+    if params.get("bias_ih") is not None:
+        a = a + params["bias_ih"] + params["bias_hh"]
+    h_next = activation(nonlinearity, NONLINEARITIES)(a)
+    return h_next, h_next
 
 
 def rnn_parameter_shapes(input_size: int, hidden_size: int, bias: bool = True) -> dict[str, tuple]:
@@ -69,7 +60,7 @@ def rnn_parameter_shapes(input_size: int, hidden_size: int, bias: bool = True) -
     return shapes
 
 
-class RNNCell(nn.Module):
+class RNNCell(Cell):
     """The lecture's f for the naive RNN: ``h_next, y = cell(h, x)`` with y = h_next.
 
     Parameters and their names are those of ``torch.nn.RNNCell`` (``weight_ih`` (H, I),
@@ -81,30 +72,22 @@ class RNNCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None):
-        super().__init__()
-        check_positive_int("input_size", input_size)
-        check_positive_int("hidden_size", hidden_size)
-        _nonlinearity(nonlinearity)  # fail early on an unknown name
-        self.input_size, self.hidden_size = input_size, hidden_size
+        activation(nonlinearity, NONLINEARITIES)  # fail early on an unknown name
+        super().__init__(input_size, hidden_size, rnn_parameter_shapes(input_size, hidden_size, bias),
+                         absent=() if bias else ("bias_ih", "bias_hh"), device=device, dtype=dtype)
         self.bias, self.nonlinearity = bias, nonlinearity
-        register_cell_parameters(self, rnn_parameter_shapes(input_size, hidden_size, bias), hidden_size, bias, device, dtype)
 
-    def initial_state(self, batch_size: int) -> torch.Tensor:
-        """The zero state (B, H), on the device and dtype of the parameters."""
-        return self.weight_hh.new_zeros(batch_size, self.hidden_size)
-
-    def forward(self, h: torch.Tensor, x: torch.Tensor):
-        check_step(x, h, self.input_size, self.hidden_size, like=self.weight_hh)
-        h_next = rnn_step(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.nonlinearity)
-        return h_next, h_next
+    def step(self, params, h, x):
+        return rnn_step(params, h, x, self.nonlinearity)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}, nonlinearity={self.nonlinearity!r}"
 
 
-class NaiveRNNCell(nn.Module):
+class NaiveRNNCell(RNNCell):
     """The slide's naive RNN as one f: h' = σ(W^h h + W^i x), y = g(W^o h').
 
+    The parameters of ``RNNCell`` and the output layer ``out`` (W^o, ``torch.nn.Linear(H, O)``).
     ``output`` names g: ``"identity"`` (logits, or the linear outputs of the worked example),
     ``"softmax"`` (a distribution over classes, as on the slide) or ``"sigmoid"``.
 
@@ -112,23 +95,22 @@ class NaiveRNNCell(nn.Module):
         h: (B, H); x: (B, I); returns (h', y) with h' (B, H) and y (B, O).
     """
 
-    _OUTPUTS = {"identity": lambda a: a, "softmax": lambda a: torch.softmax(a, dim=-1), "sigmoid": torch.sigmoid}
+    OUTPUTS = ("identity", "softmax", "sigmoid")
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", output: str = "identity", device=None, dtype=None):
-        super().__init__()
-        if output not in self._OUTPUTS:
-            raise ValueError(f"output must be one of {sorted(self._OUTPUTS)}, got {output!r}")
-        self.cell = RNNCell(input_size, hidden_size, bias, nonlinearity, device=device, dtype=dtype)
+        activation(output, self.OUTPUTS, what="output")
+        super().__init__(input_size, hidden_size, bias, nonlinearity, device=device, dtype=dtype)
         self.out = nn.Linear(hidden_size, output_size, bias=bias, device=device, dtype=dtype)  # W^o
         self.output = output
 
-    def initial_state(self, batch_size: int) -> torch.Tensor:
-        return self.cell.initial_state(batch_size)
+    @property
+    def output_size(self) -> int:
+        return self.out.out_features
 
-    def forward(self, h: torch.Tensor, x: torch.Tensor):
-        h_next, _ = self.cell(h, x)
-        return h_next, self._OUTPUTS[self.output](self.out(h_next))  # y: (B, O)
+    def step(self, params, h, x):
+        h_next, _ = rnn_step(params, h, x, self.nonlinearity)
+        return h_next, activation(self.output)(self.out(h_next))  # y: (B, O)
 
 
 class RNN(RecurrentLayer):
@@ -154,17 +136,15 @@ class RNN(RecurrentLayer):
                  bidirectional: bool = False, device=None, dtype=None, fused: bool = True):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          fused=fused)
-        _nonlinearity(nonlinearity)
+        activation(nonlinearity, NONLINEARITIES)
         self.nonlinearity = nonlinearity
         self._register_cells(device, dtype)
 
     def _cell_shapes(self, input_size: int) -> dict[str, tuple]:
         return rnn_parameter_shapes(input_size, self.hidden_size, self.bias)
 
-    def _step(self, x, h, params):
-        h_next = rnn_step(x, h, params["weight_ih"], params["weight_hh"], params.get("bias_ih"),
-                          params.get("bias_hh"), self.nonlinearity)
-        return h_next, h_next
+    def _step(self, params, h, x):
+        return rnn_step(params, h, x, self.nonlinearity)
 
     def _can_fuse(self) -> bool:
         return self.nonlinearity in ("tanh", "relu")  # torch has no fused kernel for the identity

@@ -36,15 +36,14 @@ PER [1, 3), and ``B-PER I-ORG`` two spans. With ``strict=True`` an ill-formed se
 ``ValueError`` that names the position. A tag whose prefix the scheme lacks (S-X in BIO, B-X in IO)
 is an error in either mode.
 
-**Scores.** ``span_scores`` counts a predicted span correct only if a gold span has the same type,
-start and end (CoNLL's exact match): precision = correct / predicted, recall = correct / gold,
-F1 = 2PR / (P + R), each 0 when its denominator is 0 (as ``conlleval`` reports them).
+
+Scoring a tagger by its spans is ``seqmem.metrics.span_scores``.
 """
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-__all__ = ["SCHEMES", "Span", "Scores", "spans_from_tags", "tags_from_spans", "convert_tags", "span_scores"]
+__all__ = ["SCHEMES", "Span", "spans_from_tags", "tags_from_spans", "convert_tags"]
 
 #: the tag prefixes each scheme uses
 SCHEMES = {"IO": ("I", "O"), "BIO": ("B", "I", "O"), "BIOES": ("B", "I", "O", "E", "S")}
@@ -56,17 +55,6 @@ class Span(NamedTuple):
     type: str
     start: int
     end: int
-
-
-class Scores(NamedTuple):
-    """Span-level precision, recall and F1, and the counts they come from."""
-
-    precision: float
-    recall: float
-    f1: float
-    correct: int
-    predicted: int
-    gold: int
 
 
 # ------------------------------------------------------------------ tags -> spans
@@ -174,53 +162,3 @@ def convert_tags(tags: Sequence[str], source: str, target: str, strict: bool = F
     adjacent spans of one type merge.
     """
     return tags_from_spans(spans_from_tags(tags, source, strict), len(tags), target)
-
-
-# ------------------------------------------------------------------ scores
-
-
-def _sentences(tags) -> list[Sequence[str]]:
-    """One sentence (a list of tags) or many (a list of lists) -> a list of sentences."""
-    if len(tags) == 0 or isinstance(tags[0], str):
-        return [tags]
-    return list(tags)
-
-
-def _span_set(sentences, scheme: str, strict: bool) -> set:
-    return {(n, *span) for n, tags in enumerate(sentences) for span in spans_from_tags(tags, scheme, strict)}
-
-
-def _scores(correct: int, predicted: int, gold: int) -> Scores:
-    precision = correct / predicted if predicted else 0.0
-    recall = correct / gold if gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return Scores(precision, recall, f1, correct, predicted, gold)
-
-
-def span_scores(gold, pred, scheme: str = "BIO", by_type: bool = False, strict: bool = False):
-    """Exact-match span precision, recall and F1 of predicted tags against gold tags.
-
-    Args:
-        gold, pred: one sentence's tags, or a list of sentences' tags; sentence by sentence of
-            equal lengths. Spans are matched within their own sentence only.
-        scheme: the scheme both are written in.
-        by_type: also score each span type on its own.
-        strict: raise on ill-formed sequences instead of repairing them.
-
-    Returns:
-        ``Scores`` over all spans; with ``by_type``, a pair ``(Scores, {type: Scores})``.
-    """
-    gold_s, pred_s = _sentences(gold), _sentences(pred)
-    if [len(s) for s in gold_s] != [len(s) for s in pred_s]:
-        raise ValueError(f"gold and pred must have the same sentences and lengths, got lengths "
-                         f"{[len(s) for s in gold_s]} and {[len(s) for s in pred_s]}")
-    g, p = _span_set(gold_s, scheme, strict), _span_set(pred_s, scheme, strict)
-    total = _scores(len(g & p), len(p), len(g))
-    if not by_type:
-        return total
-    types = sorted({s[1] for s in g | p})
-    per_type = {}
-    for kind in types:
-        g_k, p_k = {s for s in g if s[1] == kind}, {s for s in p if s[1] == kind}
-        per_type[kind] = _scores(len(g_k & p_k), len(p_k), len(g_k))
-    return total, per_type

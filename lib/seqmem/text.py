@@ -15,18 +15,23 @@ An RNN reads vectors, so each word (or character) of a sentence must become one.
   ``one_hot(ids, V) @ W`` for its weight W (V, E) but skips the multiplication by zeros. The
   library uses it as it is (``seqmem.lm.CharRNNLM`` does) and does not wrap it.
 
-Dimensions: T tokens (time), N words, V vocabulary size, F hashed features.
+Sentences differ in length; a batch holds them side by side. ``pad`` puts B sequences of ids in
+one (B, T) tensor, T the longest, with their lengths and the mask of the real (unpadded) steps.
+
+Dimensions: B batch, T tokens (time), N words, V vocabulary size, F hashed features.
 """
 from __future__ import annotations
 
 import itertools
 import string
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import torch
 from torch.nn import functional as F
 
-__all__ = ["one_hot", "Vocab", "letter_trigrams", "TrigramHasher", "OTHER"]
+from .core import check_positive_int
+
+__all__ = ["one_hot", "Vocab", "letter_trigrams", "TrigramHasher", "OTHER", "Padded", "pad"]
 
 #: The name of the lecture's "other" entry, for tokens outside the vocabulary.
 OTHER = "<other>"
@@ -45,8 +50,7 @@ def one_hot(indices: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.
     Returns:
         (..., V) tensor of ``dtype`` on the device of ``indices``.
     """
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_positive_int("num_classes", num_classes)
     if not isinstance(indices, torch.Tensor) or indices.dtype.is_floating_point or indices.dtype == torch.bool:
         got = indices.dtype if isinstance(indices, torch.Tensor) else type(indices).__name__
         raise ValueError(f"indices must be an integer tensor, got {got}")
@@ -220,3 +224,32 @@ class TrigramHasher:
 
     def __repr__(self) -> str:
         return f"TrigramHasher(dim={self.dim}, boundary={self.boundary!r}, counts={self.counts})"
+
+
+class Padded(NamedTuple):
+    """A batch of sequences of different lengths: ids (B, T) padded at the end, lengths (B,), mask (B, T)."""
+
+    ids: torch.Tensor
+    lengths: torch.Tensor
+    mask: torch.Tensor  # True at the real steps, False at the padding
+
+
+def pad(sequences: Sequence, padding_value: int = 0, device=None) -> Padded:
+    """Put B sequences of ids side by side, each padded at its end to the longest length T.
+
+    Args:
+        sequences: B sequences of ints (1-D int64 tensors, or lists), for instance ``vocab.encode``'s.
+        padding_value: the id of the padding; for labels, ``seqmem.IGNORE_INDEX`` keeps the padded
+            steps out of the loss and the accuracy.
+
+    Returns:
+        ``Padded(ids, lengths, mask)``: ids (B, T) int64, lengths (B,) int64, mask (B, T) bool,
+        ``mask[b, t]`` True for t < lengths[b]; all on ``device``.
+    """
+    rows = [torch.as_tensor(s, dtype=torch.long) for s in sequences]
+    if not rows or any(r.dim() != 1 for r in rows):
+        raise ValueError(f"pad expects a non-empty list of 1-D sequences of ids, got {len(rows)} sequences")
+    lengths = torch.tensor([len(r) for r in rows])
+    ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=padding_value)  # (B, T)
+    mask = torch.arange(ids.shape[1]) < lengths[:, None]  # (B, T)
+    return Padded(ids.to(device), lengths.to(device), mask.to(device))

@@ -11,31 +11,27 @@ two runs at a time):
 
     python book/02-bptt/experiments/adding_problem.py
 
-writes book/02-bptt/experiments/adding_problem.json: the command, the settings, the seeds, the
-versions, the machine, and every run's curves. The file is rewritten after each run, so an
-interrupted run keeps what it finished. ``--only NAME ...`` runs some entries of RUNS and merges
-them into the file (``--only "skip, ReLU"``). ``--quick`` is a smoke test (T = 10, 60 steps).
+writes book/02-bptt/experiments/adding_problem.json (a ``seqmem.experiment.Record``): the command,
+the settings, the seeds, the versions, the machine, and every run's curves. The file is rewritten
+after each run, so an interrupted run keeps what it finished. ``--only NAME ...`` runs some entries
+of RUNS and merges them into the file (``--only "skip, ReLU"``). ``--quick`` is a smoke test
+(T = 10, 60 steps).
 """
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import multiprocessing as mp
-import os
-import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import seqmem
-from seqmem import irnn
+from seqmem import remedies
+from seqmem.experiment import Record
 
 HERE = Path(__file__).resolve().parent
+EXPERIMENT = "adding problem, the tanh RNN against its remedies (clipping, IRNN, skip connections)"
 
 # (name, network, gradient clipping, seeds): the plain RNN and each remedy, in the chapter's order.
 RUNS = [
@@ -45,57 +41,22 @@ RUNS = [
     ("skip", "skip", 1.0, (0, 1)),
     ("skip, ReLU", "skip-relu", 1.0, (0, 1)),
 ]
+ORDER = [name for name, *_ in RUNS]
 
 
 def one_run(job: dict) -> dict:
     """Train one network with one seed; return its curves and timing."""
     torch.set_num_threads(1)  # tiny matrices: one thread per run is fastest, two runs share the cores
     start = time.perf_counter()
-    _, history = irnn.train_adding(job["kind"], T=job["T"], steps=job["steps"], hidden_size=job["hidden_size"],
-                                   batch_size=job["batch_size"], optimizer="adam", lr=job["lr"],
-                                   clip_grad_norm=job["clip"], seed=job["seed"], eval_every=job["eval_every"])
+    _, history = remedies.train_adding(job["kind"], T=job["T"], steps=job["steps"], hidden_size=job["hidden_size"],
+                                       batch_size=job["batch_size"], optimizer="adam", lr=job["lr"],
+                                       clip_grad_norm=job["clip"], seed=job["seed"], eval_every=job["eval_every"])
     loss = np.asarray(history.loss, dtype=float)
     window = job["eval_every"]
     train = loss[: len(loss) // window * window].reshape(-1, window).mean(axis=1)  # mean per window
     return {**job, "steps_evaluated": [s for s, _ in history.evals],
             "test_mse": [float(v) for _, v in history.evals], "train_mse": train.tolist(),
             "final_test_mse": float(history.evals[-1][1]), "seconds": round(time.perf_counter() - start, 1)}
-
-
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
-
-
-def environment() -> dict:
-    """The versions and the machine of this run, and the time it started."""
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "seqmem": seqmem.__version__, "machine": platform.machine(), "processor": _cpu_model(),
-            "system": platform.platform(), "cpu_count": os.cpu_count(), "device": "cpu",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-
-
-def _start_record(args, settings: dict) -> dict:
-    """A fresh record, or with ``--only`` the existing one (whose settings must match)."""
-    command = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), **environment()}
-    if not args.only:
-        return {"commands": [command], "settings": settings, "baseline_mse": 1 / 6, "runs": []}
-    record = json.loads(args.out.read_text())
-    if record["settings"] != settings:
-        raise SystemExit(f"--only merges into {args.out}, whose settings differ: {record['settings']}")
-    record["commands"].append(command)
-    return record
-
-
-def _add_run(record: dict, result: dict) -> None:
-    """Put ``result`` in place of a run with the same name and seed, keeping the order of RUNS."""
-    runs = [r for r in record["runs"] if (r["name"], r["seed"]) != (result["name"], result["seed"])]
-    order = [name for name, *_ in RUNS]
-    runs.append(result)
-    record["runs"] = sorted(runs, key=lambda r: (order.index(r["name"]), r["seed"]))
 
 
 def main(argv=None) -> None:
@@ -114,18 +75,16 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.quick:
         args.T, args.steps, args.eval_every = 10, 60, 20
-    settings = {"T": args.T, "steps": args.steps, "hidden_size": args.hidden_size, "batch_size": args.batch_size,
-                "lr": args.lr, "eval_every": args.eval_every, "optimizer": "adam", "eval_size": 1000}
-    jobs = [{"name": name, "kind": kind, "clip": clip, "seed": s, **settings}
+    config = {"T": args.T, "steps": args.steps, "hidden_size": args.hidden_size, "batch_size": args.batch_size,
+              "lr": args.lr, "eval_every": args.eval_every, "optimizer": "adam", "eval_size": 1000}
+    jobs = [{"name": name, "kind": kind, "clip": clip, "seed": s, **config}
             for name, kind, clip, seeds in RUNS for s in (seeds[:1] if args.quick else seeds)
             if not args.only or name in args.only]
-    record = _start_record(args, settings)
-    start, wall_before = time.perf_counter(), record.get("wall_seconds", 0.0)
+    record = Record(args.out, EXPERIMENT, config, sorted({job["seed"] for job in jobs}), key=("name", "seed"),
+                    order=lambda r: (ORDER.index(r["name"]), r["seed"]), merge=bool(args.only), baseline_mse=1 / 6)
     with mp.Pool(args.workers) as pool:
         for result in pool.imap(one_run, jobs):  # in order, so the file grows in the order of RUNS
-            _add_run(record, result)
-            record["wall_seconds"] = round(wall_before + time.perf_counter() - start, 1)
-            args.out.write_text(json.dumps(record, indent=1) + "\n")
+            record.add(result)
             print(f"{result['name']:>18} seed {result['seed']}: final test MSE {result['final_test_mse']:.4f} "
                   f"({result['seconds']:.0f} s)", flush=True)
 

@@ -39,12 +39,12 @@ def autograd() -> list:
 
 
 def _rnn_references() -> list:
-    from .. import irnn, rnn, scrn
+    from .. import relatives, remedies, rnn
 
     return [rnn.rnn_step, (rnn.RNNCell, "forward"), (rnn.NaiveRNNCell, "forward"), (rnn.RNN, "forward"),
-            (irnn.SkipRNNCell, "forward"), (irnn.SkipRNN, "forward"), (scrn.SCRNCell, "forward"),
-            *recurrent_layers(), (torch.nn.RNNCell, "forward"), (torch.nn.RNN, "forward"),
-            *decompositions("rnn"), *torch_compilers(), "rnn"]
+            remedies.skip_rnn_step, (remedies.SkipRNNCell, "forward"), relatives.scrn_step,
+            (relatives.SCRNCell, "forward"), *recurrent_layers(), (torch.nn.RNNCell, "forward"),
+            (torch.nn.RNN, "forward"), *decompositions("rnn"), *torch_compilers(), "rnn"]
 
 
 def _bptt_references() -> list:

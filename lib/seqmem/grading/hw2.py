@@ -23,10 +23,10 @@ __all__ = ["check_lstm_backward", "check_mgu_cell_forward", "check_counting_cell
 def _lstm_references() -> list:
     from torch.ao.nn.quantizable.modules import rnn as quantizable
 
-    from .. import lstm, nested
+    from .. import lstm, relatives
 
-    return [lstm.lstm_step, (lstm.LSTMCell, "forward"), (lstm.LSTM, "forward"), nested.lstm_gates,
-            (nested.NestedLSTMCell, "forward"), *recurrent_layers(),
+    return [lstm.lstm_step, (lstm.LSTMCell, "forward"), (lstm.LSTM, "forward"), relatives.nested_lstm_step,
+            relatives._outer_gates, (relatives.NestedLSTMCell, "forward"), *recurrent_layers(),
             (torch.nn.LSTMCell, "forward"), (torch.nn.LSTM, "forward"),
             *[(getattr(quantizable, n), "forward") for n in ("LSTMCell", "_LSTMSingleLayer", "_LSTMLayer", "LSTM")],
             *decompositions("lstm", "rnn"), *torch_compilers(), *autograd(), "lstm", "rnn"]

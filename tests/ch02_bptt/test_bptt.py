@@ -1,4 +1,5 @@
-"""seqmem.bptt: NumPy BPTT pinned to torch autograd and finite differences; truncated BPTT in fit."""
+"""seqmem.bptt (chapter 2): NumPy BPTT pinned to torch autograd and finite differences; the same
+measurement for any cell; truncated BPTT in fit (seqmem.TruncatedBPTT); the memory BPTT needs."""
 from typing import NamedTuple
 
 import numpy as np
@@ -228,37 +229,62 @@ def test_bad_backward_arguments_raise_clear_errors():
         bptt.clip_grad_norm({"b": params["b"]}, 0.0)
 
 
-# ---- truncated BPTT in the training loop ------------------------------------------------------
+# ---- BPTT for any cell, by autograd ---------------------------------------------------------------
 
 
-class _Tagger(torch.nn.Module):
-    """An RNN and a linear read-out at every step, batch first: the model of the fit tests."""
-
-    def __init__(self, I, H, O):
-        super().__init__()
-        self.rnn = seqmem.RNN(I, H, batch_first=True)
-        self.head = torch.nn.Linear(H, O)
-
-    def forward(self, x, h=None):
-        ys, h = self.rnn(x, h)
-        return self.head(ys), h  # (B, T, O), (1, B, H)
-
-
-def _chunk_loss(m, x, y, state):
-    logits, state = m(x, state)
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)), state
-
-
-def test_fit_truncate_takes_one_step_per_chunk_and_cuts_the_graph_between_chunks():
+def test_state_gradient_norms_of_a_tanh_rnn_are_numpy_bptts():
+    """The same measurement two ways: autograd through seqmem.RNNCell, and the NumPy BPTT of this
+    module (time first) on the cell's weights."""
     torch.manual_seed(0)
-    model = _Tagger(4, 6, 4)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    calls, steps = [], []  # (chunk length, incoming state, outgoing state) per loss_fn call
+    cell = seqmem.RNNCell(3, 6).double()
+    xs = torch.randn(4, 12, 3, dtype=torch.float64)  # (B, T, I)
+    norms = bptt.state_gradient_norms(cell, xs)
+    params = {"W_xh": cell.weight_ih.detach().numpy(), "W_hh": cell.weight_hh.detach().numpy(),
+              "b": (cell.bias_ih + cell.bias_hh).detach().numpy()}
+    _, cache = bptt.forward(params, xs.transpose(0, 1).numpy(), np.zeros((4, 6)))
+    np.testing.assert_allclose(norms, bptt.gradient_norms(params, cache), rtol=1e-10)
 
-    def loss_fn(m, x, y, state):
-        loss, out = _chunk_loss(m, x, y, state)
-        calls.append((x.shape[1], state, out.detach().clone(), x, y))
-        return loss, out
+
+def test_state_gradient_norms_of_an_lstm_follow_its_state():
+    torch.manual_seed(1)
+    cell = seqmem.LSTMCell(2, 5).double()
+    xs = torch.randn(3, 8, 2, dtype=torch.float64)
+    norms = bptt.state_gradient_norms(cell, xs)
+    assert isinstance(norms, seqmem.LSTMState) and norms.h.shape == norms.c.shape == (8,)
+    assert norms.h[-1] == pytest.approx(1.0)  # the unit signal on h_T
+    # by hand, the gradient of L = <h_T, u> with respect to c_3
+    state, c3 = cell.initial_state(3), None
+    for t in range(8):
+        state, _ = cell(state, xs[:, t])
+        if t == 2:
+            c3 = state.c
+            c3.retain_grad()
+    (state.h.sum() / state.h.numel() ** 0.5).backward()
+    assert norms.c[2] == pytest.approx(c3.grad.norm().item(), rel=1e-12)
+    with pytest.raises(ValueError, match=r"xs must have shape \(B, T, I\)"):
+        bptt.state_gradient_norms(cell, xs[0])
+
+
+# ---- truncated BPTT in the training loop: seqmem.TruncatedBPTT ---------------------------------
+
+
+def _tagger(I, H, O):
+    """An RNN and a linear read-out at every step, batch first: the model of the fit tests."""
+    return seqmem.Tagger(seqmem.RNN(I, H, batch_first=True), O)
+
+
+def test_truncated_bptt_takes_one_step_per_chunk_and_cuts_the_graph_between_chunks():
+    torch.manual_seed(0)
+    model = _tagger(4, 6, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls, steps = [], []  # (chunk length, incoming state, outgoing state, x, y) per loss_fn call
+
+    def loss_fn(m, batch):  # the same signature as without truncation
+        x, y = batch
+        state_in = m.state
+        loss, logs = seqmem.heads.tagging_loss(m, batch)
+        calls.append((x.shape[1], state_in, m.state.detach().clone(), x, y))
+        return loss, logs
 
     step = opt.step
 
@@ -266,8 +292,8 @@ def test_fit_truncate_takes_one_step_per_chunk_and_cuts_the_graph_between_chunks
         # At each step the gradient must be the chunk's own: recompute it from the incoming state
         # taken as a constant, and compare. A gradient reaching into earlier chunks would differ.
         _, state_in, _, x, y = calls[-1]
-        loss, _ = _chunk_loss(model, x, y, None if state_in is None else state_in.clone())
-        ref = torch.autograd.grad(loss, list(model.parameters()))
+        logits, _ = model(x, None if state_in is None else state_in.clone())
+        ref = torch.autograd.grad(seqmem.heads.cross_entropy(logits, y), list(model.parameters()))
         for p, r in zip(model.parameters(), ref):
             torch.testing.assert_close(p.grad, r)
         steps.append(len(calls))
@@ -275,9 +301,9 @@ def test_fit_truncate_takes_one_step_per_chunk_and_cuts_the_graph_between_chunks
 
     opt.step = spy
     data = [seqmem.tasks.delayed_echo(3, 10, delay=2, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    hist = seqmem.fit(model, data, loss_fn, optimizer=opt, truncate=3, progress=False)
+    hist = seqmem.fit(model, data, loss_fn, optimizer=opt, strategy=seqmem.TruncatedBPTT(3), progress=False)
     assert [c[0] for c in calls] == [3, 3, 3, 1] * 2  # T = 10 in chunks of 3: four steps per batch
-    assert steps == list(range(1, 9)) and len(hist.loss) == 8
+    assert steps == list(range(1, 9)) and len(hist.loss) == 8 and len(hist.logs["accuracy"]) == 8
     for i, (_, state_in, *_) in enumerate(calls):
         if i % 4 == 0:
             assert state_in is None  # each batch starts afresh
@@ -291,45 +317,60 @@ class _HC(NamedTuple):
     c: torch.Tensor
 
 
-def test_fit_truncate_detaches_structured_states():
+class _Summer(torch.nn.Module):
+    """A model with a structured state: h adds up its inputs' images, c = 2 h."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+
+    def forward(self, x, state=None):
+        h = self.lin(x).sum(1) + (0 if state is None else state.h)  # (B, 2)
+        return h, _HC(h, 2 * h)
+
+
+def test_truncated_bptt_detaches_structured_states():
     torch.manual_seed(0)
-    lin = torch.nn.Linear(2, 2)
     seen = []
 
-    def loss_fn(m, x, y, state):
-        seen.append(state)
-        h = m(x).sum(1) + (0 if state is None else state.h)  # (B, 2)
-        return (h - y.sum(1)).pow(2).mean(), _HC(h, 2 * h)
+    def loss_fn(m, batch):
+        seen.append(m.state)
+        x, y = batch
+        h, _ = m(x)
+        return (h - y.sum(1)).pow(2).mean()
 
     x = torch.randn(4, 6, 2)
-    seqmem.fit(lin, [(x, x)], loss_fn, truncate=2, progress=False)
+    seqmem.fit(_Summer(), [(x, x)], loss_fn, strategy=seqmem.TruncatedBPTT(2), progress=False)
     assert seen[0] is None and len(seen) == 3
     assert all(type(s) is _HC and s.h.grad_fn is None and s.c.grad_fn is None for s in seen[1:])
 
 
-def test_fit_truncate_checks_its_arguments():
-    model = torch.nn.Linear(2, 2)
+def test_truncated_bptt_checks_its_arguments():
     x = torch.randn(3, 5, 2)
-    with pytest.raises(ValueError, match="truncate must be None or a positive int, got 0"):
-        seqmem.fit(model, [(x, x)], _chunk_loss, truncate=0, progress=False)
-    with pytest.raises(ValueError, match=r"must return \(loss, state\)"):
-        seqmem.fit(model, [(x, x)], lambda m, x, y, s: m(x).sum(), truncate=2, progress=False)
+    loss = seqmem.heads.tagging_loss
+    with pytest.raises(ValueError, match="k must be a positive int, got 0"):
+        seqmem.TruncatedBPTT(0)
+    summer = _Summer()
+    summer.forward = lambda x, state=None: x.sum()  # forgets to return its state
+    with pytest.raises(ValueError, match=r"must return \(output, state\)"):
+        seqmem.fit(summer, [(x, x)], lambda m, b: m(b[0]), strategy=seqmem.TruncatedBPTT(2), progress=False)
     with pytest.raises(ValueError, match=r"must share \(B, T\), got \(3, 5\) and \(3, 4\)"):
-        seqmem.fit(model, [(x, x[:, :4])], _chunk_loss, truncate=2, progress=False)
-    with pytest.raises(ValueError, match=r"batch-first tensor \(B, T, \.\.\.\), got \(3,\)"):
-        seqmem.fit(model, [(torch.zeros(3), x)], _chunk_loss, truncate=2, progress=False)
+        seqmem.fit(_tagger(2, 3, 2), [(x, x[:, :4])], loss, strategy=seqmem.TruncatedBPTT(2), progress=False)
+    with pytest.raises(ValueError, match=r"batch element 0 must be a batch-first tensor \(B, T, \.\.\.\), got \(3,\)"):
+        seqmem.fit(_tagger(2, 3, 2), [(torch.zeros(3), x)], loss, strategy=seqmem.TruncatedBPTT(2), progress=False)
 
 
-def test_fit_truncate_learns_delayed_echo():
-    """A learning test: echo with delay 2, T = 24 in chunks of 6 (seed 0, >= 95% accuracy)."""
+def test_truncated_bptt_learns_delayed_echo():
+    """Learning: seed 0, 150 batches of 32 echo sequences (delay 2, T = 24) in chunks of 6, Adam
+    1e-2, H = 32: >= 95% right after the delay on 500 fresh sequences, where chance is 1/4."""
     g = seqmem.seed(0)
-    model = _Tagger(4, 32, 4)
-    hist = seqmem.fit(model, lambda i: seqmem.tasks.delayed_echo(32, 24, delay=2, generator=g), _chunk_loss,
-                      steps=150, lr=1e-2, truncate=6, progress=False)
+    model = _tagger(4, 32, 4)
+    hist = seqmem.fit(model, lambda i: seqmem.tasks.delayed_echo(32, 24, delay=2, generator=g),
+                      seqmem.heads.tagging_loss, steps=150, lr=1e-2, strategy=seqmem.TruncatedBPTT(6), progress=False)
     assert len(hist.loss) == 150 * 4
     x, y = seqmem.tasks.delayed_echo(500, 24, delay=2, generator=g)
     with torch.no_grad():
-        acc = (model(x)[0].argmax(-1) == y)[:, 2:].float().mean().item()
+        acc = seqmem.metrics.accuracy(model(x)[0][:, 2:], y[:, 2:])
     assert acc >= 0.95, acc
 
 

@@ -8,13 +8,13 @@ the Jacobian starts out close to the identity:
 - ``irnn_init_``: the IRNN of Le et al. (2015). ReLU units, W_hh = I and zero biases, so that
   h_t = ReLU(h_{t-1} + W_xh x_t): without input a unit keeps its value for ever, and where units
   are active the Jacobian is exactly I.
-- ``SkipRNNCell`` and ``SkipRNN``: a residual (skip) connection through time, in the notation of
-  the lecture, r^t = a(U x^t + V s^{t-1} + b), s^t = s^{t-1} + r^t. The Jacobian is
-  I + diag(a'(·)) V: the identity plus a correction, however small a' gets.
-- ``LastStep`` reads a many-to-one answer (the adding problem's sum) off the last output, and
-  ``adding_model`` builds the networks the chapter compares, by name.
-- ``train_adding`` is one seeded run on the adding problem with a held-out MSE curve: the
-  chapter's experiment script and its notebook both call it.
+- ``skip_rnn_step`` and ``SkipRNNCell``: a residual (skip) connection through time, in the
+  notation of the lecture, r^t = a(U x^t + V s^{t-1} + b), s^t = s^{t-1} + r^t. The Jacobian is
+  I + diag(a'(·)) V: the identity plus a correction, however small a' gets. As a layer, the cell
+  runs in ``seqmem.Stacked``, as any cell does.
+- ``adding_model`` builds the networks the chapter compares, by name, each read out after the
+  last step (``seqmem.heads.LastStep``); ``train_adding`` is one seeded run on the adding problem
+  with a held-out MSE curve: the chapter's experiment script and its notebook both call it.
 
 Gating (LSTM, GRU; chapter 3) is the remedy that learns when to keep and when to overwrite.
 
@@ -28,12 +28,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .core import History, fit, unroll
+from .cell import Cell, activation
+from .core import fit
+from .heads import LastStep
+from .layers import Stacked
 from .rnn import RNN
 from .tasks import adding_problem
 
-__all__ = ["irnn_init_", "SkipRNNCell", "SkipRNN", "LastStep", "adding_model", "train_adding",
-           "ADDING_MODELS", "OPTIMIZERS"]
+__all__ = ["irnn_init_", "skip_rnn_step", "SkipRNNCell", "adding_model", "train_adding", "ADDING_MODELS",
+           "OPTIMIZERS"]
 
 #: The networks ``adding_model`` builds: the plain tanh RNN and its remedies.
 ADDING_MODELS = ("tanh", "irnn", "skip", "skip-relu")
@@ -66,10 +69,19 @@ def irnn_init_(rnn: nn.Module, input_std: float = 1e-3, scale: float = 1.0) -> n
     return rnn
 
 
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+#: The increments' activations a a skip RNN accepts (names of ``seqmem.cell.ACTIVATIONS``).
+SKIP_NONLINEARITIES = ("tanh", "relu")
 
 
-class SkipRNNCell(nn.Module):
+def skip_rnn_step(params: dict, s: torch.Tensor, x: torch.Tensor, nonlinearity: str = "tanh"):
+    """One step of the residual RNN: r = a(U x + V s + b), s' = s + r. ``params``: ``weight_ih`` U
+    (H, I), ``weight_hh`` V (H, H), ``bias`` b (H,); s (B, H), x (B, I). Returns (s', s')."""
+    z = x @ params["weight_ih"].T + s @ params["weight_hh"].T + params["bias"]  # (B, H): U x^t + V s^{t-1} + b
+    s_next = s + activation(nonlinearity, SKIP_NONLINEARITIES)(z)  # s^t = s^{t-1} + r^t
+    return s_next, s_next
+
+
+class SkipRNNCell(Cell):
     """The lecture's residual RNN as one f: r = a(U x + V s + b), s' = s + r; ``s', y = cell(s, x)``.
 
     ``weight_ih`` is U (H, I), ``weight_hh`` is V (H, H), ``bias`` is b (H,). U and b start as in
@@ -81,106 +93,54 @@ class SkipRNNCell(nn.Module):
         s: (B, H); x: (B, I); returns (s', y) with y = s', both (B, H).
     """
 
+    state_name = "s"
+
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh",
                  recurrent_scale: float = 0.1, device=None, dtype=None):
-        super().__init__()
-        if nonlinearity not in _ACTIVATIONS:
-            raise ValueError(f"nonlinearity must be one of {sorted(_ACTIVATIONS)}, got {nonlinearity!r}")
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
-        kw = {"device": device, "dtype": dtype}
-        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **kw))  # U
-        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **kw))  # V
-        self.bias = nn.Parameter(torch.empty(hidden_size, **kw))  # b
-        bound = 1.0 / math.sqrt(hidden_size)
+        activation(nonlinearity, SKIP_NONLINEARITIES)
+        self.recurrent_scale = recurrent_scale  # read by reset_parameters, which Cell's __init__ calls
+        H = hidden_size
+        super().__init__(input_size, hidden_size, {"weight_ih": (H, input_size), "weight_hh": (H, H), "bias": (H,)},
+                         device=device, dtype=dtype)
+        self.nonlinearity = nonlinearity
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
         for p in (self.weight_ih, self.bias):
             nn.init.uniform_(p, -bound, bound)
-        nn.init.uniform_(self.weight_hh, -bound * recurrent_scale, bound * recurrent_scale)
+        nn.init.uniform_(self.weight_hh, -bound * self.recurrent_scale, bound * self.recurrent_scale)
 
-    def initial_state(self, batch_size: int) -> torch.Tensor:
-        """The zero state (B, H), on the device and dtype of the parameters."""
-        return self.weight_hh.new_zeros(batch_size, self.hidden_size)
-
-    def forward(self, s: torch.Tensor, x: torch.Tensor):
-        if x.dim() != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"x must have shape (B, {self.input_size}), got {tuple(x.shape)}")
-        if tuple(s.shape) != (x.shape[0], self.hidden_size):
-            raise ValueError(f"s must have shape ({x.shape[0]}, {self.hidden_size}), got {tuple(s.shape)}")
-        z = x @ self.weight_ih.T + s @ self.weight_hh.T + self.bias  # (B, H): U x^t + V s^{t-1} + b
-        s_next = s + _ACTIVATIONS[self.nonlinearity](z)  # s^t = s^{t-1} + r^t
-        return s_next, s_next
+    def step(self, params, s, x):
+        return skip_rnn_step(params, s, x, self.nonlinearity)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"
-
-
-class SkipRNN(nn.Module):
-    """One layer of ``SkipRNNCell`` over a sequence, with ``torch.nn.RNN``'s calling convention.
-
-    Shape:
-        input: (T, B, I), or (B, T, I) with ``batch_first``; hx: (1, B, H) or None (zeros).
-        returns output (T, B, H) (batch first if asked) and h_n (1, B, H).
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh",
-                 batch_first: bool = False, recurrent_scale: float = 0.1, device=None, dtype=None):
-        super().__init__()
-        self.cell = SkipRNNCell(input_size, hidden_size, nonlinearity, recurrent_scale, device, dtype)
-        self.hidden_size, self.batch_first = hidden_size, batch_first
-
-    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None):
-        if not isinstance(input, torch.Tensor) or input.dim() != 3:
-            got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
-            raise ValueError(f"input must have shape {'(B, T, I)' if self.batch_first else '(T, B, I)'}, got {got}")
-        x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
-        s0 = None if hx is None else hx[0]  # (B, H)
-        output, s_n = unroll(self.cell, x, s0)  # (T, B, H), (B, H)
-        if self.batch_first:
-            output = output.transpose(0, 1)  # (B, T, H)
-        return output, s_n.unsqueeze(0)  # h_n: (1, B, H)
-
-
-class LastStep(nn.Module):
-    """A many-to-one model: a batch-first sequence layer, then a linear read-out of its last output.
-
-    Shape:
-        x: (B, T, I) -> (B, O).
-    """
-
-    def __init__(self, rnn: nn.Module, hidden_size: int, out_features: int = 1):
-        super().__init__()
-        if not getattr(rnn, "batch_first", False):
-            raise ValueError("LastStep reads (B, T, I) batches: build the sequence layer with batch_first=True")
-        self.rnn, self.head = rnn, nn.Linear(hidden_size, out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        output, _ = self.rnn(x)  # (B, T, H)
-        return self.head(output[:, -1])  # (B, O): the answer after the last step
 
 
 def adding_model(kind: str, hidden_size: int = 64, input_size: int = 2) -> LastStep:
     """One of the chapter's networks for the adding problem, by name (see ``ADDING_MODELS``).
 
     ``"tanh"``: ``seqmem.RNN`` with torch's initialisation; ``"irnn"``: a ReLU ``seqmem.RNN``
-    through ``irnn_init_``; ``"skip"``: a tanh ``SkipRNN``; ``"skip-relu"``: a ReLU ``SkipRNN``,
-    whose increments r^t >= 0 make its state an accumulator that never decreases. Each reads its
-    answer off the last step.
+    through ``irnn_init_``; ``"skip"``: a tanh ``SkipRNNCell`` (in ``seqmem.Stacked``);
+    ``"skip-relu"``: a ReLU one, whose increments r^t >= 0 make its state an accumulator that
+    never decreases. Each reads its answer off the last step: ``model(x)`` gives ``(y, state)``
+    with y (B, 1).
     """
     if kind == "tanh":
         rnn = RNN(input_size, hidden_size, batch_first=True)
     elif kind == "irnn":
         rnn = irnn_init_(RNN(input_size, hidden_size, nonlinearity="relu", batch_first=True))
     elif kind in ("skip", "skip-relu"):
-        rnn = SkipRNN(input_size, hidden_size, "relu" if kind == "skip-relu" else "tanh", batch_first=True)
+        a = "relu" if kind == "skip-relu" else "tanh"
+        rnn = Stacked(lambda i, h: SkipRNNCell(i, h, a), input_size, hidden_size)
     else:
         raise ValueError(f"kind must be one of {ADDING_MODELS}, got {kind!r}")
-    return LastStep(rnn, hidden_size)
+    return LastStep(rnn, 1)
 
 
-def _mse_loss(model, x, y):
-    return F.mse_loss(model(x), y)
+def _mse_loss(model, batch):
+    x, y = batch
+    return F.mse_loss(model(x)[0], y)
 
 
 def train_adding(kind: str, T: int, steps: int, *, hidden_size: int = 64, batch_size: int = 32,
@@ -203,5 +163,5 @@ def train_adding(kind: str, T: int, steps: int, *, hidden_size: int = 64, batch_
     history = fit(model, lambda step: adding_problem(batch_size, T, train, device), _mse_loss,
                   steps=steps, optimizer=OPTIMIZERS[optimizer](model.parameters(), lr=lr),
                   clip_grad_norm=clip_grad_norm, eval_every=eval_every, progress=progress,
-                  evaluate=lambda: F.mse_loss(model(x_test), y_test))
+                  evaluate=lambda: F.mse_loss(model(x_test)[0], y_test))
     return model, history

@@ -1,4 +1,5 @@
-"""seqmem.text and seqmem.lm: the lecture's encodings, exactly; n-gram and recurrent language models.
+"""seqmem.text and seqmem.lm (chapter 1): the lecture's encodings, exactly; padding a batch; n-gram
+and recurrent language models and their perplexity (seqmem.metrics).
 
 The learning test (marked slow) trains a CharRNNLM with seed 0 for 300 steps and asks it to beat the
 bigram model on held-out standard-library text.
@@ -11,8 +12,8 @@ import pytest
 import torch
 
 import seqmem
-from seqmem import lm
-from seqmem.text import OTHER, TrigramHasher, Vocab, letter_trigrams, one_hot
+from seqmem import lm, metrics
+from seqmem.text import OTHER, TrigramHasher, Vocab, letter_trigrams, one_hot, pad
 
 LEXICON = ["apple", "bag", "cat", "dog", "elephant"]  # Seed 003, page 4
 
@@ -71,6 +72,18 @@ def test_embedding_is_one_hot_times_a_matrix():
     emb = torch.nn.Embedding(6, 4)
     ids = Vocab(LEXICON).encode(["dog", "Sauron", "apple"])
     torch.testing.assert_close(emb(ids), one_hot(ids, 6) @ emb.weight)
+
+
+def test_pad_puts_sentences_side_by_side_with_lengths_and_mask():
+    vocab = Vocab(LEXICON)
+    batch = pad([vocab.encode(["cat", "dog"]), vocab.encode(["apple"]), [4, 0, 1]], padding_value=6)
+    torch.testing.assert_close(batch.ids, torch.tensor([[2, 3, 6], [0, 6, 6], [4, 0, 1]]))
+    torch.testing.assert_close(batch.lengths, torch.tensor([2, 1, 3]))
+    assert batch.mask.tolist() == [[True, True, False], [True, False, False], [True, True, True]]
+    labels = pad([[1, 2], [3]], padding_value=seqmem.IGNORE_INDEX)
+    assert labels.ids.tolist() == [[1, 2], [3, seqmem.IGNORE_INDEX]]
+    with pytest.raises(ValueError, match="non-empty list of 1-D sequences"):
+        pad([])
 
 
 def test_letter_trigrams_of_apple():
@@ -161,6 +174,10 @@ def test_bigram_counts_by_hand():
     mle = lm.NGramLM(2, alpha=0.0).fit(ids, vocab_size=3)
     assert mle.prob([0], 1) == 1.0 and mle.prob([0], 2) == 0.0  # the lecture's count ratio
     assert mle.perplexity([0, 2]) == math.inf
+    # token 0 has no past and is not scored: P(b | a) = P(a | b) = 3/5, so the perplexity is 5/3
+    assert model.perplexity([0, 1, 0]) == pytest.approx(5 / 3)
+    with pytest.raises(ValueError, match="at least two tokens"):
+        model.perplexity([1])
 
 
 @pytest.mark.parametrize("n,lambdas", [(1, None), (2, None), (3, None), (3, [0.2, 0.3, 0.5])])
@@ -245,12 +262,20 @@ def test_char_rnn_lm_shapes_and_state():
         lm.CharRNNLM(10, 16, cell="transformer")
 
 
+def test_char_lm_takes_any_layer_class_and_its_options():
+    torch.manual_seed(0)
+    model = lm.CharRNNLM(10, 8, cell=seqmem.LSTM, embedding_dim=4, variant="CIFG")
+    assert isinstance(model.rnn, seqmem.LSTM) and model.rnn.variant == "CIFG" and model.rnn.batch_first
+    logits, (h, c) = model(torch.randint(0, 10, (3, 5)))
+    assert logits.shape == (3, 5, 10) and h.shape == c.shape == (1, 3, 8)
+
+
 def test_perplexity_carries_state_across_chunks():
     torch.manual_seed(0)
     model = lm.CharRNNLM(12, 20)
     ids = torch.randint(0, 12, (301,))
-    whole = lm.perplexity(model, ids, chunk_len=10_000)
-    assert lm.perplexity(model, ids, chunk_len=7) == pytest.approx(whole, rel=1e-5)
+    whole = metrics.perplexity(model, ids, chunk_len=10_000)
+    assert metrics.perplexity(model, ids, chunk_len=7) == pytest.approx(whole, rel=1e-5)
     # by hand: the mean cross-entropy of tokens 1..300 given everything before them
     logits, _ = model(ids[None, :-1])
     nll = torch.nn.functional.cross_entropy(logits[0], ids[1:])
@@ -264,9 +289,10 @@ def test_rnn_lm_that_knows_nothing_has_perplexity_v():
         model.head.weight.zero_()
         model.head.bias.zero_()  # every logit 0: the uniform distribution
     ids = torch.randint(0, 13, (200,))
-    assert lm.perplexity(model, ids, batch_size=4) == pytest.approx(13)
+    assert metrics.perplexity(model, ids, batch_size=4) == pytest.approx(13)
     x, y = lm.random_windows(ids, 5, 9)
-    assert lm.next_token_loss(model, x, y).item() == pytest.approx(math.log(13))
+    assert lm.next_token_loss(model, (x, y)).item() == pytest.approx(math.log(13))
+    assert metrics.bits_per_char(model, ids) == pytest.approx(math.log2(13))
 
 
 def test_random_windows_are_contiguous_and_seeded(dev):
@@ -308,7 +334,7 @@ def test_char_rnn_beats_the_bigram_on_held_out_text(corpus):
     model = lm.CharRNNLM(len(vocab), 128)
     seqmem.fit(model, lambda i: lm.random_windows(train, 32, 64, generator=g), lm.next_token_loss,
                steps=300, lr=3e-3, clip_grad_norm=1.0, progress=False)
-    rnn = lm.perplexity(model, valid)
+    rnn = metrics.perplexity(model, valid)
     assert rnn < bigram, (rnn, bigram)
 
 
@@ -326,4 +352,30 @@ def test_perplexity_of_a_diverged_model_is_inf_not_an_overflow():
             return logits, state
 
     ids = torch.ones(50, dtype=torch.long)  # token 1, never 0
-    assert lm.perplexity(Diverged(), ids, chunk_len=10) == float("inf")
+    assert metrics.perplexity(Diverged(), ids, chunk_len=10) == float("inf")
+
+
+def test_text_streams_are_contiguous_pieces_with_next_tokens():
+    ids = torch.arange(103)
+    x, y = lm.text_streams(ids, 4)
+    assert x.shape == y.shape == (4, 25)
+    assert torch.equal(x[2], torch.arange(50, 75)) and torch.equal(y, x + 1)
+    with pytest.raises(ValueError, match="1-D integer"):
+        lm.text_streams(torch.rand(10), 2)
+    with pytest.raises(ValueError, match="too few for 20 streams"):
+        lm.text_streams(ids[:10], 20)
+
+
+def test_train_continual_reads_streams_in_chunks_and_scores_bits_per_char():
+    """Seed 0: 30 chunks of 10 characters of 4 streams, H = 16. The history has one loss per chunk,
+    the run repeats with its seed, and the score is metrics.bits_per_char of the validation text."""
+    text = "the cat sat on the mat. " * 60  # 1,440 characters
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    kw = dict(steps=30, chunk=10, batch_size=4, hidden_size=16, seed=0)
+    model, history, bpc = lm.train_continual(ids[:1300], ids[1300:], len(vocab), **kw)
+    assert len(history.loss) == 30 and bpc == pytest.approx(metrics.bits_per_char(model, ids[1300:], chunk_len=500))
+    assert lm.train_continual(ids[:1300], ids[1300:], len(vocab), **kw)[2] == bpc
+    assert bpc < math.log2(len(vocab))  # it has learned something of a very repetitive text
+    lstm, _, _ = lm.train_continual(ids[:1300], ids[1300:], len(vocab), cell=seqmem.LSTM, variant="CIFG", **kw)
+    assert lstm.rnn.variant == "CIFG"

@@ -1,4 +1,5 @@
-"""seqmem.tagging: IO/BIO/BIOES tags and spans, conversions, and CoNLL-style span scores.
+"""seqmem.tagging and metrics.span_scores (chapter 3): IO/BIO/BIOES tags and spans, conversions, and
+CoNLL-style span scores.
 
 Hand-worked examples (the lecture's table), round trips between schemes, the documented reading
 of ill-formed sequences, and exact precision / recall / F1 fractions.
@@ -7,7 +8,7 @@ import random
 
 import pytest
 
-from seqmem import tagging
+from seqmem import metrics, tagging
 from seqmem.tagging import Span
 
 # The seed's table (lecture on RNNs for NLP): one sentence in the three schemes.
@@ -110,11 +111,11 @@ def test_span_scores_hand_worked():
     # gold: PER [0,2), ORG [3,6), LOC [8,9). pred: PER right, ORG one token short, LOC right, and
     # a spurious MISC: 2 correct of 4 predicted and 3 gold. P = 1/2, R = 2/3, F1 = 2PR/(P+R) = 4/7.
     pred = ["B-PER", "I-PER", "O", "B-ORG", "I-ORG", "O", "B-MISC", "O", "B-LOC", "O", "O"]
-    s = tagging.span_scores(BIO, pred)
+    s = metrics.span_scores(BIO, pred)
     assert (s.correct, s.predicted, s.gold) == (2, 4, 3)
     assert s.precision == pytest.approx(1 / 2) and s.recall == pytest.approx(2 / 3)
     assert s.f1 == pytest.approx(4 / 7)
-    total, per_type = tagging.span_scores(BIO, pred, by_type=True)
+    total, per_type = metrics.span_scores(BIO, pred, by_type=True)
     assert total == s
     assert per_type["PER"].f1 == 1.0 and per_type["LOC"].f1 == 1.0
     assert per_type["ORG"] == (0.0, 0.0, 0.0, 0, 1, 1)
@@ -126,20 +127,20 @@ def test_span_scores_over_sentences_match_within_sentences():
     # is wrong twice (a false positive there, a miss here).
     gold = [["B-PER", "O"], ["O", "O"]]
     pred = [["O", "O"], ["B-PER", "O"]]
-    assert tagging.span_scores(gold, pred) == (0.0, 0.0, 0.0, 0, 1, 1)
-    assert tagging.span_scores(gold, gold).f1 == 1.0
-    assert tagging.span_scores([["O"]], [["O"]]) == (0.0, 0.0, 0.0, 0, 0, 0)
+    assert metrics.span_scores(gold, pred) == (0.0, 0.0, 0.0, 0, 1, 1)
+    assert metrics.span_scores(gold, gold).f1 == 1.0
+    assert metrics.span_scores([["O"]], [["O"]]) == (0.0, 0.0, 0.0, 0, 0, 0)
 
 
 def test_span_scores_agree_in_bio_and_bioes():
     pred_bio = ["B-PER", "I-PER", "O", "B-ORG", "I-ORG", "O", "B-MISC", "O", "B-LOC", "O", "O"]
     gold, pred = (tagging.convert_tags(t, "BIO", "BIOES") for t in (BIO, pred_bio))
-    assert tagging.span_scores(gold, pred, "BIOES") == tagging.span_scores(BIO, pred_bio, "BIO")
+    assert metrics.span_scores(gold, pred, "BIOES") == metrics.span_scores(BIO, pred_bio, "BIO")
 
 
 def test_boundary_errors_count_as_wrong():
     # exact match only: a span one token too long is a false positive and a miss
-    s = tagging.span_scores(["B-LOC", "O"], ["B-LOC", "I-LOC"])
+    s = metrics.span_scores(["B-LOC", "O"], ["B-LOC", "I-LOC"])
     assert (s.correct, s.predicted, s.gold, s.f1) == (0, 1, 1, 0.0)
 
 
@@ -153,7 +154,7 @@ def test_boundary_errors_count_as_wrong():
     (lambda: tagging.tags_from_spans([("PER", 2, 2)], 4), "start < end"),
     (lambda: tagging.tags_from_spans([("PER", 3, 5)], 4), "end <= length=4"),
     (lambda: tagging.tags_from_spans([("PER", 0, 1)], -1), "length"),
-    (lambda: tagging.span_scores(["O", "O"], ["O"]), "same sentences and lengths"),
+    (lambda: metrics.span_scores(["O", "O"], ["O"]), "same sentences and lengths"),
 ])
 def test_bad_input_raises_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):

@@ -1,4 +1,5 @@
-"""seqmem.ctc: the forward recursion equals torch's CTC loss; decoding finds the best labelling.
+"""seqmem.ctc (chapter 3): the forward recursion equals torch's CTC loss; decoding finds the best
+labelling; the label error rate of transcriptions (seqmem.metrics).
 
 The loss is pinned to ``torch.nn.functional.ctc_loss`` in values and gradients (every reduction,
 a blank other than 0, repeated labels, padded and concatenated targets, zero_infinity); decoding
@@ -11,7 +12,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seqmem import ctc
+from seqmem import ctc, metrics
 
 
 def _batch(dev, blank=0, dtype=torch.float64, seed=0):
@@ -81,6 +82,17 @@ def test_fused_path_equals_the_recursion(dev):
     targets, target_lengths = _targets(rows, "padded", 0)
     args = (logits.log_softmax(-1), targets.to(dev), input_lengths, target_lengths)
     torch.testing.assert_close(ctc.ctc_loss(*args, fused=True), ctc.ctc_loss(*args))
+
+
+def test_batch_first_log_probs_give_the_same_loss(dev):
+    logits, rows, input_lengths = _batch(dev, seed=8)
+    targets, target_lengths = _targets(rows, "padded", 0)
+    args = (targets.to(dev), input_lengths, target_lengths)
+    time_first = ctc.ctc_loss(logits.log_softmax(-1), *args, reduction="none")  # (T, N, C), torch's
+    for fused in (False, True):
+        batch_first = ctc.ctc_loss(logits.transpose(0, 1).log_softmax(-1), *args, reduction="none",
+                                   batch_first=True, fused=fused)  # (N, T, C)
+        torch.testing.assert_close(batch_first, time_first)
 
 
 def test_unbatched_input_and_int_lengths(dev):
@@ -166,7 +178,7 @@ def test_ctc_loss_gradcheck():
     (lambda lp: ctc.ctc_loss(lp, torch.tensor([[1.0]]), [4], [1]), TypeError, "integer"),
     (lambda lp: ctc.ctc_loss(lp[0, 0], torch.tensor([[1]]), [4], [1]), ValueError, r"\(T, N, C\)"),
     (lambda lp: ctc.beam_search(lp, 0), ValueError, "beam_width"),
-    (lambda lp: ctc.greedy_decode(lp, input_lengths=[7]), ValueError, "at most T=4"),
+    (lambda lp: ctc.greedy_decode(lp.transpose(0, 1), input_lengths=[7]), ValueError, "at most T=4"),
 ])
 def test_bad_arguments_raise_clear_errors(call, error, match):
     lp = torch.randn(4, 1, 3).log_softmax(-1)
@@ -224,15 +236,15 @@ def test_wide_beam_finds_the_most_probable_labelling(seed, dev):
     assert totals[tuple(ctc.greedy_decode(lp))] <= totals[best] + 1e-12
 
 
-def test_batched_decoding_respects_input_lengths(dev):
+def test_batched_decoding_is_batch_first_and_respects_input_lengths(dev):
     g = torch.Generator().manual_seed(7)
-    lp = torch.randn(8, 3, 4, generator=g).log_softmax(-1).to(dev)  # (T, N, C)
+    lp = torch.randn(3, 8, 4, generator=g).log_softmax(-1).to(dev)  # (N, T, C): batch first
     lengths = [8, 5, 2]
     greedy = ctc.greedy_decode(lp, input_lengths=lengths)
     beams = ctc.beam_search(lp, beam_width=8, input_lengths=torch.tensor(lengths))
     assert len(greedy) == len(beams) == 3
     for n, T_n in enumerate(lengths):
-        alone = lp[:T_n, n]  # (T_n, C)
+        alone = lp[n, :T_n]  # (T_n, C)
         assert greedy[n] == ctc.collapse(alone.argmax(-1).tolist())
         assert beams[n] == ctc.beam_search(alone, beam_width=8)
 
@@ -265,3 +277,17 @@ def test_unbatched_log_probs_take_one_target_and_bool_targets_are_refused():
     torch.testing.assert_close(one, ctc.ctc_loss(log_probs, torch.tensor([1, 2]), 6, 2))
     with pytest.raises(TypeError, match="integer"):
         ctc.ctc_loss(log_probs.unsqueeze(1), torch.tensor([[True, False]]), [6], [2])
+
+
+# ------------------------------------------------------------------ scoring transcriptions
+
+
+def test_edit_distance_and_label_error_rate():
+    assert metrics.edit_distance("kitten", "sitting") == 3
+    assert metrics.edit_distance([], [1, 2]) == 2 and metrics.edit_distance([1, 2, 3], [1, 2, 3]) == 0
+    assert metrics.edit_distance("好棒", "好棒棒") == 1
+    assert metrics.label_error_rate([[1, 2], [3]], [[1, 2, 2], [4]]) == pytest.approx(2 / 4)
+    with pytest.raises(ValueError, match="one hypothesis per reference"):
+        metrics.label_error_rate([[1]], [[1], [2]])
+    with pytest.raises(ValueError, match="the references are all empty"):
+        metrics.label_error_rate([[1]], [[]])

@@ -1,4 +1,4 @@
-"""seqmem.NestedLSTMCell and seqmem.SCRNCell: the papers' equations, gradients, learning, stacking.
+"""seqmem.relatives (chapter 3): NestedLSTMCell and SCRNCell, the papers' equations, gradients, learning, stacking.
 
 One step of each cell is computed by hand from the equations (float64), a random step against an
 independent reference (torch's LSTMCell as the nested LSTM's inner cell), gradients by finite
@@ -129,12 +129,13 @@ def test_scrn_context_is_a_moving_average_of_the_input(dev):
     alpha, T = 0.95, 30
     cell = SCRNCell(3, 4, 2, alpha=alpha).to(dev, F64)
     x = torch.randn(5, 3, dtype=F64, device=dev)
-    ys, state = seqmem.unroll(cell, x.expand(T, 5, 3))
+    xs = x[:, None].expand(5, T, 3)  # (B, T, I): the same input at every step
+    ys, state = seqmem.unroll(cell, xs)
     torch.testing.assert_close(state.s, (1 - alpha ** T) * x @ cell.B.T)
-    torch.testing.assert_close(ys[:, :, 4:], torch.stack([(1 - alpha ** (t + 1)) * x @ cell.B.T for t in range(T)]))
+    torch.testing.assert_close(ys[:, :, 4:], torch.stack([(1 - alpha ** (t + 1)) * x @ cell.B.T for t in range(T)], 1))
     with torch.no_grad():
         cell.R.mul_(3.0), cell.A.zero_()
-    torch.testing.assert_close(seqmem.unroll(cell, x.expand(T, 5, 3))[1].s, state.s)
+    torch.testing.assert_close(seqmem.unroll(cell, xs)[1].s, state.s)
 
 
 def test_scrn_alpha_extremes():
@@ -214,37 +215,27 @@ def test_bad_shapes_and_arguments_raise_value_errors(call, match):
         call()
 
 
-class Regressor(torch.nn.Module):
-    """A cell unrolled over (T, B, I), a linear head on the last output."""
-
-    def __init__(self, cell):
-        super().__init__()
-        self.cell = cell
-        self.head = torch.nn.Linear(getattr(cell, "output_size", cell.hidden_size), 1)
-
-    def forward(self, xs):
-        ys, _ = seqmem.unroll(self.cell, xs)
-        return self.head(ys[-1]).squeeze(-1)  # (B,)
-
-
 @pytest.mark.parametrize("name", CELLS)
-def test_a_few_training_steps_reduce_the_loss(name, dev):
-    """Learning: 40 Adam steps (lr 0.02, seed 0) on one batch of 32 sequences, T = 8: regress the
-    mean of the first input channel over time. The mean squared error must fall below a fifth of
-    its start; measured on cpu: to 0.033 of it (nested LSTM) and 0.013 (SCRN)."""
+def test_each_cell_learns_to_average_its_inputs(name, dev):
+    """Learning: seed 0, 300 Adam steps (lr 0.01) of 64 fresh sequences, T = 8, H = 8: read out
+    the mean of the first input channel over time after the last step (seqmem.heads.LastStep).
+    The target's variance, 1/8, is the error of the best answer that does not read the inputs; the
+    cell must reach a tenth of it on 1,000 fresh sequences. Measured on cpu: 0.0003 (nested LSTM)
+    and 0.0006 (SCRN)."""
     torch.manual_seed(0)
-    model = Regressor(CELLS[name][0](2, 8)).to(dev)
-    xs = torch.randn(8, 32, 2, device=dev)  # (T, B, I)
-    target = xs[:, :, 0].mean(0)  # (B,)
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    losses = []
-    for _ in range(40):
-        opt.zero_grad()
-        loss = F.mse_loss(model(xs), target)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
+    model = seqmem.LastStep(seqmem.Stacked(CELLS[name][0], 2, 8), 1).to(dev)
+    g = torch.Generator().manual_seed(0)
+
+    def batch(n):
+        x = torch.randn(n, 8, 2, generator=g).to(dev)  # (B, T, I)
+        return x, x[:, :, :1].mean(1)  # (B, 1): the mean over time of channel 0, variance 1/8
+
+    seqmem.fit(model, lambda step: batch(64), lambda m, b: F.mse_loss(m(b[0])[0], b[1]), steps=300, lr=0.01,
+               progress=False)
+    x, y = batch(1000)
+    with torch.no_grad():
+        mse = F.mse_loss(model(x)[0], y).item()
+    assert mse < 0.1 * (1 / 8), mse
 
 
 # ------------------------------------------------------------------ stacked and bidirectional
@@ -255,7 +246,7 @@ def test_cells_run_stacked_and_bidirectional(name, dev):
     make, state_type = CELLS[name]
     torch.manual_seed(4)
     I, H, T, B = 3, 4, 6, 2
-    layer = seqmem.Stacked(make, I, H, num_layers=2, bidirectional=True, batch_first=True).to(dev, F64)
+    layer = seqmem.Stacked(make, I, H, num_layers=2, bidirectional=True).to(dev, F64)
     width = getattr(layer.cells[0], "output_size", H)  # H' = H + S for the SCRN, H for the nested LSTM
     x = torch.randn(B, T, I, dtype=F64, device=dev, requires_grad=True)
     out, finals = layer(x)
@@ -263,15 +254,15 @@ def test_cells_run_stacked_and_bidirectional(name, dev):
     assert len(finals) == 4 and all(isinstance(s, state_type) for s in finals)
     # the same computation by hand: each layer's forward cell reads time forwards, its backward
     # cell reads it reversed, and layer 1 reads both of layer 0's outputs side by side
-    seq = x.transpose(0, 1)  # (T, B, I)
+    seq = x  # (B, T, I)
     for k in range(2):
         fwd, s_f = seqmem.unroll(layer.cells[2 * k], seq)
-        bwd, s_b = seqmem.unroll(layer.cells[2 * k + 1], seq.flip(0))
-        seq = torch.cat([fwd, bwd.flip(0)], dim=-1)  # (T, B, 2 H')
+        bwd, s_b = seqmem.unroll(layer.cells[2 * k + 1], seq.flip(1))
+        seq = torch.cat([fwd, bwd.flip(1)], dim=-1)  # (B, T, 2 H')
         for got, want in ((finals[2 * k], s_f), (finals[2 * k + 1], s_b)):
             for a, b in zip(got, want):
                 torch.testing.assert_close(a, b)
-    torch.testing.assert_close(out, seq.transpose(0, 1))
+    torch.testing.assert_close(out, seq)
     out.pow(2).sum().backward()
     for pname, p in layer.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, pname

@@ -1,12 +1,10 @@
-"""seqmem.tasks: seeded, on any device, and each target is what its docstring says."""
+"""seqmem.tasks.algorithmic and slot filling (chapters 1 and 2): seeded, on any device, and each
+target is what its docstring says."""
 import pytest
 import torch
 
+from helpers import gen
 from seqmem import tasks
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def test_adding_problem_shapes_and_targets(dev):
@@ -52,14 +50,14 @@ def test_delayed_echo():
     assert torch.equal(y[:, 2:], s[:, :-2]) and torch.all(y[:, :2] == 0)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: tasks.adding_problem(0, 10),
-    lambda: tasks.adding_problem(4, 1),
-    lambda: tasks.copy_task(4, 2.5),
-    lambda: tasks.delayed_echo(2, 4, delay=4),
+@pytest.mark.parametrize("call,match", [
+    (lambda: tasks.adding_problem(0, 10), "batch_size must be a positive int, got 0"),
+    (lambda: tasks.adding_problem(4, 1), "needs T >= 2"),
+    (lambda: tasks.copy_task(4, 2.5), "T must be a positive int, got 2.5"),
+    (lambda: tasks.delayed_echo(2, 4, delay=4), r"delay must be an int in \[0, T\)"),
 ])
-def test_bad_sizes_raise(call):
-    with pytest.raises(ValueError):
+def test_bad_sizes_raise(call, match):
+    with pytest.raises(ValueError, match=match):
         call()
 
 

@@ -1,49 +1,23 @@
-"""seqmem.lstm: NP is torch's LSTM (both paths), and every Greff et al. variant is V with one change.
+"""seqmem.lstm (chapter 3): NP is torch's LSTM cell, and every Greff et al. variant is V with one change.
 
-Pinned here: outputs and gradients of LSTMCell and LSTM (fused and from scratch) against torch on
-cpu and cuda; each variant's parameters (names, shapes, counts); each variant's equations against
-the test's own reading of Greff et al. (2017) and against V with the removed part switched off;
-gradcheck in float64; state passing (FGR's gates included); a few Adam steps lower the loss.
+Pinned here (NP's cell and layer against torch.nn.LSTMCell and LSTM, both paths, are in
+tests/test_dropin.py): each variant's parameters (names, shapes, counts); each variant's equations
+against the test's own reading of Greff et al. (2017) and against V with the removed part switched
+off; gradcheck in float64; state passing (FGR's gates included); every variant learns delayed
+echo; the forget-bias initialiser.
 """
 import pytest
 import torch
 
 import seqmem
-from layer_helpers import LAYER_CONFIGS, grads, randn, torch_pair
+from helpers import echo_accuracy, randn
 from seqmem.lstm import VARIANTS, lstm_step
 
 ALL = list(VARIANTS)
 I, H = 3, 5
 
 
-# -- NP is torch.nn.LSTMCell ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "scratch"])
-def test_lstm_cell_is_torch_lstm_cell(fused, bias, dev):
-    torch.manual_seed(0)
-    ref = torch.nn.LSTMCell(I, H, bias=bias).to(dev, torch.float64)
-    cell = seqmem.LSTMCell(I, H, bias=bias, fused=fused).to(dev, torch.float64)
-    assert list(cell.state_dict()) == list(ref.state_dict())
-    cell.load_state_dict(ref.state_dict())
-    results = []
-    for module in (ref, cell):
-        g = torch.Generator().manual_seed(1)
-        x, h, c = randn(g, 4, I, dev=dev), randn(g, 4, H, dev=dev), randn(g, 4, H, dev=dev)
-        if module is ref:
-            h2, c2 = ref(x, (h, c))
-        else:
-            state, y = cell(seqmem.LSTMState(h, c), x)
-            assert isinstance(state, seqmem.LSTMState) and y is state.h
-            h2, c2 = state
-        w = torch.randn(h2.shape, generator=g, dtype=torch.float64).to(dev)
-        ((h2 * w).sum() + c2.pow(2).sum()).backward()
-        results.append((h2, c2, grads(module, x, h, c)))
-    for a, b in zip(results[1][:2], results[0][:2]):
-        torch.testing.assert_close(a, b)
-    for a, b in zip(results[1][2], results[0][2]):
-        torch.testing.assert_close(a, b)
-
+# -- the cell's state ---------------------------------------------------------------------------------
 
 def test_lstm_cell_initial_state(dev):
     for variant, n in (("NP", 2), ("FGR", 3)):
@@ -54,78 +28,14 @@ def test_lstm_cell_initial_state(dev):
     assert seqmem.LSTMCell(I, H, variant="FGR").initial_state(2).gates.shape == (2, 3 * H)
 
 
-# -- LSTM is torch.nn.LSTM --------------------------------------------------------------------------
-
-CONFIGS = LAYER_CONFIGS
-
-
-def _pair(cfg, dev, fused):
-    return torch_pair(torch.nn.LSTM, seqmem.LSTM, I, H, cfg, dev, fused)
-
-
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "scratch"])
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
-def test_lstm_matches_torch_outputs_and_gradients(cfg, fused, dev):
-    ref, ours = _pair(cfg, dev, fused)
-    assert list(ours.state_dict()) == list(ref.state_dict())
-    LD = cfg.get("num_layers", 1) * (2 if cfg.get("bidirectional") else 1)
-    shape = (4, 7, I) if cfg.get("batch_first") else (7, 4, I)
-    results = []
-    for module in (ref, ours):
-        g = torch.Generator().manual_seed(1)
-        x, h0, c0 = randn(g, *shape, dev=dev), randn(g, LD, 4, H, dev=dev), randn(g, LD, 4, H, dev=dev)
-        y, (h, c) = module(x, (h0, c0))
-        w = torch.randn(y.shape, generator=g, dtype=torch.float64).to(dev)  # weigh each output differently
-        ((y * w).sum() + h.pow(2).sum() + c.pow(3).sum()).backward()
-        results.append((y, h, c, grads(module, x, h0, c0)))
-    (y1, h1, c1, g1), (y2, h2, c2, g2) = results
-    assert y2.shape == y1.shape and h2.shape == h1.shape == c2.shape
-    for a, b in zip((y2, h2, c2, *g2), (y1, h1, c1, *g1)):
-        torch.testing.assert_close(a, b)
-
-
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "scratch"])
-def test_lstm_unbatched_and_default_state(fused, dev):
-    ref, ours = _pair(dict(num_layers=2, bidirectional=True), dev, fused)
-    x = torch.randn(6, I, dtype=torch.float64, device=dev)
-    y1, (h1, c1) = ref(x)
-    y2, (h2, c2) = ours(x)
-    assert y2.shape == (6, 2 * H) and h2.shape == c2.shape == (4, H)
-    for a, b in ((y2, y1), (h2, h1), (c2, c1)):
-        torch.testing.assert_close(a, b)
-    hx = (torch.randn(4, H, dtype=torch.float64, device=dev), torch.randn(4, H, dtype=torch.float64, device=dev))
-    torch.testing.assert_close(ours(x, hx)[0], ref(x, hx)[0])
-
-
-def test_fused_and_scratch_paths_agree_in_float32(dev):
-    torch.manual_seed(2)
-    a = seqmem.LSTM(4, 8, num_layers=2, bidirectional=True, batch_first=True).to(dev)
-    b = seqmem.LSTM(4, 8, num_layers=2, bidirectional=True, batch_first=True, fused=False).to(dev)
-    b.load_state_dict(a.state_dict())
-    x = torch.randn(3, 20, 4, device=dev)
-    (ya, (ha, ca)), (yb, (hb, cb)) = a(x), b(x)
-    for u, v in ((ya, yb), (ha, hb), (ca, cb)):
-        torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-5)
-
-
-def test_lstm_dropout_only_in_training():
-    torch.manual_seed(0)
-    ref = torch.nn.LSTM(I, H, num_layers=2, dropout=0.5)
-    ours = seqmem.LSTM(I, H, num_layers=2, dropout=0.5, fused=False)
-    ours.load_state_dict(ref.state_dict())
-    x = torch.randn(5, 2, I)
-    ref.eval(); ours.eval()
-    torch.testing.assert_close(ours(x)[0], ref(x)[0])
-    ours.train()
-    assert not torch.allclose(ours(x)[0], ref(x)[0])
-
+# -- any cell stacked: LSTMCell in seqmem.Stacked is torch's LSTM -----------------------------------
 
 def test_stacked_lstm_cells_are_torch_lstm():
     """The generic machinery: seqmem.Stacked over LSTMCell is torch's 2-layer bidirectional LSTM."""
     torch.manual_seed(0)
     ref = torch.nn.LSTM(I, H, num_layers=2, bidirectional=True, batch_first=True).double()
     stacked = seqmem.Stacked(lambda i, h: seqmem.LSTMCell(i, h, fused=False), I, H, num_layers=2,
-                             bidirectional=True, batch_first=True).double()
+                             bidirectional=True).double()
     for k, cell in enumerate(stacked.cells):
         suffix = f"_l{k // 2}" + ("_reverse" if k % 2 else "")
         cell.load_state_dict({name: getattr(ref, name + suffix) for name in cell.state_dict()})
@@ -230,13 +140,13 @@ def _randomised(variant, i=I, h=H, **kw):
 @pytest.mark.parametrize("variant", ALL)
 def test_variant_follows_greffs_equations(variant):
     cell = _randomised(variant, fused=False)
-    xs = torch.randn(5, 3, I, dtype=torch.float64)
-    ys, state = seqmem.unroll(cell, xs)
+    xs = torch.randn(5, 3, I, dtype=torch.float64)  # (T, B, I): greff reads time first
+    ys, state = seqmem.unroll(cell, xs.transpose(0, 1))  # unroll reads batch first
     ys_ref, h_ref, c_ref = greff(xs, dict(cell.named_parameters()), variant)
-    torch.testing.assert_close(ys, ys_ref)
+    torch.testing.assert_close(ys.transpose(0, 1), ys_ref)
     torch.testing.assert_close(state.h, h_ref)
     torch.testing.assert_close(state.c, c_ref)
-    layer = seqmem.LSTM(I, H, variant=variant).double()  # the layer's path: the same equations
+    layer = seqmem.LSTM(I, H, variant=variant).double()  # the layer's path (time first): the same equations
     layer.load_state_dict({k + "_l0": v for k, v in cell.state_dict().items()})
     torch.testing.assert_close(layer(xs)[0], ys_ref)
 
@@ -290,7 +200,7 @@ def test_variant_is_vanilla_with_one_change(variant):
     v_ref.load_state_dict(v_params)
     cell = seqmem.LSTMCell(I, H, variant=variant).double()
     cell.load_state_dict(params)
-    xs = torch.randn(5, 3, I, dtype=torch.float64)
+    xs = torch.randn(3, 5, I, dtype=torch.float64)  # (B, T, I)
     torch.testing.assert_close(seqmem.unroll(cell, xs)[0], seqmem.unroll(v_ref, xs)[0])
 
 
@@ -319,7 +229,7 @@ def test_lstm_step_gradcheck(variant):
     def f(x, *tensors):
         st, ps = tensors[:len(state)], dict(zip(names, tensors[len(state):]))
         st = seqmem.FGRState(*st) if variant == "FGR" else seqmem.LSTMState(*st)
-        new, _ = lstm_step(x, st, ps, variant)
+        new, _ = lstm_step(ps, st, x, variant)  # step(params, state, x)
         return tuple(new)
 
     assert torch.autograd.gradcheck(f, (x, *state, *params))
@@ -343,37 +253,17 @@ def test_variant_layer_carries_its_state_across_chunks(variant):
 
 
 @pytest.mark.parametrize("variant", ALL)
-def test_each_variant_trains(variant):
-    """Seed 0: 60 Adam steps (lr 1e-2) on delayed echo (T 8, delay 2, 4 symbols, H 16) cut the loss
-    of the last 10 steps to at most 0.75 of the first 10's."""
-    g = seqmem.seed(0)
-    lstm = seqmem.LSTM(4, 16, variant=variant, batch_first=True)
-    head = torch.nn.Linear(16, 4)
-    opt = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=1e-2)
-    losses = []
-    for _ in range(60):
-        x, y = seqmem.tasks.delayed_echo(32, 8, delay=2, n_symbols=4, generator=g)
-        loss = torch.nn.functional.cross_entropy(head(lstm(x)[0]).reshape(-1, 4), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-    assert last <= 0.75 * first, (first, last)
+def test_each_variant_learns_delayed_echo(variant):
+    """Learning: seed 0, 150 Adam steps (lr 1e-2) of 32 echo sequences (T 8, delay 2, 4 symbols),
+    H = 16: > 90% right after the delay on 1,000 fresh sequences, where a model that does not
+    remember its inputs scores 25%. Measured: 95.1% (NFG) to 100%."""
+    acc = echo_accuracy(lambda i, h: seqmem.LSTM(i, h, variant=variant, batch_first=True), steps=150)
+    assert acc > 0.9, acc
 
 
 # -- errors -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: seqmem.LSTM(3, 5)(torch.randn(7, 4, 2)), "input_size=3"),
-    (lambda: seqmem.LSTM(3, 5)(torch.randn(3)), r"\(T, B, I\)"),
-    (lambda: seqmem.LSTM(3, 5)(torch.randn(7, 4, 3), torch.zeros(1, 4, 5)), r"hx must be a tuple \(h_0, c_0\)"),
-    (lambda: seqmem.LSTM(3, 5)(torch.randn(7, 4, 3), (torch.zeros(1, 4, 5), torch.zeros(1, 3, 5))),
-     r"c_0 must have shape \(1, 4, 5\).*got \(1, 3, 5\)"),
-    (lambda: seqmem.LSTM(3, 5, bidirectional=True)(torch.randn(7, 4, 3), (torch.zeros(1, 4, 5),) * 2),
-     r"h_0 must have shape \(2, 4, 5\)"),
-    (lambda: seqmem.LSTM(3, 5, proj_size=2), "does not support proj_size"),
-    (lambda: seqmem.LSTM(3, 5, variant="GRU"), "variant must be one of"),
     (lambda: seqmem.LSTMCell(3, 5, variant="vanilla"), "variant must be one of"),
     (lambda: seqmem.LSTMCell(3, 5, variant="NIAF", input_activation=torch.sigmoid), "identity"),
     (lambda: seqmem.LSTMCell(3, 5)(seqmem.LSTMState(torch.zeros(2, 5), torch.zeros(2, 5)), torch.randn(2, 4)),
@@ -396,8 +286,43 @@ def test_other_activations_take_the_scratch_path():
     relu = seqmem.LSTM(I, H, input_activation=torch.relu).double()
     tanh = seqmem.LSTM(I, H).double()
     tanh.load_state_dict(relu.state_dict())
-    x = torch.randn(6, 2, I, dtype=torch.float64)
+    x = torch.randn(6, 2, I, dtype=torch.float64)  # (T, B, I): the drop-in layer's default
     cell = seqmem.LSTMCell(I, H, input_activation=torch.relu).double()
     cell.load_state_dict({k[:-3]: v for k, v in relu.state_dict().items()})  # weight_ih_l0 -> weight_ih
-    torch.testing.assert_close(relu(x)[0], seqmem.unroll(cell, x)[0])
+    torch.testing.assert_close(relu(x)[0], seqmem.unroll(cell, x.transpose(0, 1))[0].transpose(0, 1))
     assert not torch.allclose(relu(x)[0], tanh(x)[0])
+
+
+# -- the forget-gate bias ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda: seqmem.LSTM(I, H, num_layers=2, bidirectional=True),
+                                  lambda: torch.nn.LSTM(I, H, num_layers=2), lambda: seqmem.LSTMCell(I, H),
+                                  lambda: seqmem.LSTMCell(I, H, variant="NIG"), lambda: torch.nn.LSTMCell(I, H)])
+def test_forget_bias_sets_the_forget_block_of_every_bias_and_nothing_else(make):
+    torch.manual_seed(0)
+    module = make()
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    assert seqmem.init_forget_bias_(module, 2.0) is module
+    k = {"NIG": 0}.get(getattr(module, "variant", "NP"), 1)  # the forget block: i, f, g, o (NIG: f, z, o)
+    for name, p in module.named_parameters():
+        if name.startswith("bias_"):
+            expected = before[name].clone()
+            expected[k * H:(k + 1) * H] = 2.0 if name.startswith("bias_ih") else 0.0
+            torch.testing.assert_close(p.detach(), expected)
+        else:
+            torch.testing.assert_close(p.detach(), before[name])
+
+
+def test_forget_bias_opens_the_forget_gate_and_refuses_variants_without_one():
+    cell = seqmem.init_forget_bias_(seqmem.LSTMCell(I, H), 3.0)
+    with torch.no_grad():
+        cell.weight_ih.zero_(), cell.weight_hh.zero_()
+    x = torch.randn(2, I)
+    state, _ = cell(seqmem.LSTMState(torch.zeros(2, H), torch.ones(2, H)), x)
+    i, g = torch.sigmoid(cell.bias_ih[:H] + cell.bias_hh[:H]), torch.tanh(cell.bias_ih[2 * H:3 * H] + cell.bias_hh[2 * H:3 * H])
+    torch.testing.assert_close(state.c, (torch.sigmoid(torch.tensor(3.0)) + i * g).expand(2, H))  # c' = f c + i g, f = σ(3), c = 1
+    for variant in ("NFG", "CIFG"):
+        with pytest.raises(ValueError, match=f"variant '{variant}' has no forget gate"):
+            seqmem.init_forget_bias_(seqmem.LSTMCell(I, H, variant=variant))
+    with pytest.raises(ValueError, match="has no biases"):
+        seqmem.init_forget_bias_(seqmem.LSTM(I, H, bias=False))

@@ -1,8 +1,11 @@
-"""seqmem.core: device choice, seeding, shape checks, unroll and the training loop."""
+"""seqmem.core: device choice, seeding, shape checks, unroll, map_state and the training loop."""
+from typing import NamedTuple
+
 import pytest
 import torch
 
 import seqmem
+from seqmem import core
 from seqmem.core import History
 
 
@@ -63,18 +66,47 @@ def test_check_shape_binds_names_and_reports_mismatches():
         seqmem.check_shape([1, 2], ("B",))
 
 
-def test_unroll_applies_the_cell_at_every_step():
+def test_unroll_applies_the_cell_at_every_step_batch_first():
     cell = seqmem.RNNCell(3, 4)
-    xs = torch.randn(6, 2, 3)
+    xs = torch.randn(2, 6, 3)  # (B, T, I)
     ys, h = seqmem.unroll(cell, xs)
-    assert ys.shape == (6, 2, 4)
-    h_manual = cell.initial_state(2)
-    for x in xs:
-        h_manual, _ = cell(h_manual, x)
+    assert ys.shape == (2, 6, 4)
+    h_manual, steps = cell.initial_state(2), []
+    for t in range(6):
+        h_manual, y = cell(h_manual, xs[:, t])
+        steps.append(y)
     torch.testing.assert_close(h, h_manual)
-    torch.testing.assert_close(ys[-1], h_manual)
-    with pytest.raises(ValueError, match=r"\(T, B, \.\.\.\)"):
+    torch.testing.assert_close(ys, torch.stack(steps, dim=1))
+    h0 = torch.randn(2, 4)
+    torch.testing.assert_close(seqmem.unroll(cell, xs[:, 3:], seqmem.unroll(cell, xs[:, :3], h0)[1])[0],
+                               seqmem.unroll(cell, xs, h0)[0][:, 3:])  # the state carries on
+    with pytest.raises(ValueError, match=r"\(B, T, \.\.\.\)"):
         seqmem.unroll(cell, torch.randn(3))
+
+
+class _HC(NamedTuple):
+    h: torch.Tensor
+    c: torch.Tensor
+
+
+def test_map_state_keeps_the_structure_and_detaches():
+    w = torch.ones(2, requires_grad=True)
+    state = [_HC(w * 2, w * 3), w * 4, None, {"m": w * 5}]  # two layers' states, a missing one, a dict
+    cut = seqmem.map_state(torch.Tensor.detach, state)
+    assert type(cut) is list and type(cut[0]) is _HC and cut[2] is None and set(cut[3]) == {"m"}
+    for part in (cut[0].h, cut[0].c, cut[1], cut[3]["m"]):
+        assert part.grad_fn is None and not part.requires_grad
+    torch.testing.assert_close(cut[0].c, torch.full((2,), 3.0))
+
+
+def test_map_state_selects_by_mask_and_sums_with_weights():
+    new, old = _HC(torch.ones(3, 2), torch.full((3, 2), 2.0)), _HC(torch.zeros(3, 2), torch.zeros(3, 2))
+    done = torch.tensor([True, False, True])  # (B,): keep the old state where done
+    kept = seqmem.map_state(lambda a, b: torch.where(done[:, None], b, a), new, old)
+    assert kept.h[:, 0].tolist() == [0.0, 1.0, 0.0] and kept.c[:, 1].tolist() == [0.0, 2.0, 0.0]
+    weights = [0.25, 0.75]
+    mean = seqmem.map_state(lambda *parts: sum(w * p for w, p in zip(weights, parts)), new, old)
+    torch.testing.assert_close(mean.c, torch.full((3, 2), 0.5))
 
 
 def test_fit_reduces_loss_and_returns_history():
@@ -86,7 +118,8 @@ def test_fit_reduces_loss_and_returns_history():
         x = torch.randn(32, 3)
         return x, x @ w.T
 
-    def loss_fn(m, x, y):
+    def loss_fn(m, batch):
+        x, y = batch
         return torch.nn.functional.mse_loss(m(x), y)
 
     evals = []
@@ -99,12 +132,44 @@ def test_fit_reduces_loss_and_returns_history():
     assert len(hist.smoothed(20)) == 181
 
 
+def test_fit_records_what_loss_fn_logs_and_shows_it_on_the_bar(monkeypatch):
+    shown = []
+
+    class Bar:  # stands in for tqdm: records what fit shows
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            pass
+
+        def set_postfix(self, **values):
+            shown.append(values)
+
+    monkeypatch.setattr(core, "_progress", lambda total, enabled: Bar())
+    model = torch.nn.Linear(2, 1)
+    data = [(torch.full((4, 2), float(k)), torch.zeros(4, 1)) for k in range(3)]
+
+    def loss_fn(m, batch):
+        x, y = batch
+        return (m(x) - y).pow(2).mean(), {"mean_input": x.mean(), "batch_size": len(x)}
+
+    hist = seqmem.fit(model, data, loss_fn, lr=0.0)
+    assert hist.logs == {"mean_input": [0.0, 1.0, 2.0], "batch_size": [4.0, 4.0, 4.0]}
+    assert [set(v) for v in shown] == [{"loss", "mean_input", "batch_size"}] * 3
+    assert shown[-1]["mean_input"] == "2" and float(shown[-1]["loss"]) == pytest.approx(hist.loss[-1], abs=1e-4)
+
+
 def test_fit_checks_its_arguments():
     model = torch.nn.Linear(1, 1)
     with pytest.raises(ValueError, match="steps must be given"):
         seqmem.fit(model, lambda i: None, lambda *a: None)
     with pytest.raises(ValueError, match="must return a scalar"):
-        seqmem.fit(model, [(torch.ones(2, 1), None)], lambda m, x, y: m(x), progress=False)
+        seqmem.fit(model, [(torch.ones(2, 1), None)], lambda m, b: m(b[0]), progress=False)
+    with pytest.raises(ValueError, match=r"\(loss, logs\) with logs a dict, got a tuple of 3"):
+        seqmem.fit(model, [(torch.ones(2, 1), None)], lambda m, b: (m(b[0]).sum(), {}, 1), progress=False)
 
 
 def test_fit_clips_gradients():
@@ -119,6 +184,6 @@ def test_fit_clips_gradients():
 
     opt.step = spy
     data = [(torch.full((1, 1), 100.0), torch.zeros(1, 1))]
-    seqmem.fit(model, data, lambda m, x, y: (m(x) - y).pow(2).sum(), optimizer=opt,
+    seqmem.fit(model, data, lambda m, b: (m(b[0]) - b[1]).pow(2).sum(), optimizer=opt,
                clip_grad_norm=1.0, progress=False)
     assert seen and abs(seen[0] - 1.0) < 1e-5

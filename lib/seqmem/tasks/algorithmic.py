@@ -1,36 +1,25 @@
-"""Seeded synthetic tasks: small problems that need memory, generated on the fly.
+"""Algorithmic tasks: small problems that need memory, generated on the fly (chapters 1 and 2).
 
-Every task takes a ``torch.Generator`` (``None``: torch's global one) so that a seed fixes the data,
-and a ``device`` on which the tensors are returned. Data are drawn on the generator's device and
-then moved, so the same seed gives the same data on every device.
+Each takes a ``torch.Generator`` (``None``: torch's global one) so that a seed fixes the data, and a
+``device`` on which the tensors are returned. Data are drawn on the generator's device and then
+moved, so the same seed gives the same data on every device. Shapes are batch first: x (B, T, I),
+y as each task documents.
 
-Shapes are batch first, as the chapters feed them: x (B, T, I), y as each task documents.
+- The memory tasks: ``adding_problem`` (Hochreiter and Schmidhuber; Le et al.), ``copy_task``
+  (Graves et al.), ``parity``, ``delayed_echo`` and its mirror ``future_tagging`` (a task for a
+  bidirectional RNN).
+- The shapes of sequence problems (chapter 1): ``number_to_bits`` (one to many) and
+  ``collapse_runs`` (many to many, the output shorter).
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 
-from .text import Vocab
+from ..core import IGNORE_INDEX
+from ._common import check_sizes, gen_device
 
-__all__ = ["adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "IGNORE_INDEX",
-           "number_to_bits", "collapse_runs", "slot_filling", "slot_vocab", "SLOT_LABELS", "SLOT_CITIES",
-           "counting_memory"]
-
-#: The label of a step that has none: the default ``ignore_index`` of ``torch.nn.functional.cross_entropy``,
-#: so such steps drop out of the loss by themselves; leave them out of accuracies too (``y != IGNORE_INDEX``).
-IGNORE_INDEX = -100
-
-
-def _check_sizes(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _gen_device(generator: torch.Generator | None) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
+__all__ = ["adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "number_to_bits",
+           "collapse_runs"]
 
 
 def adding_problem(batch_size: int, T: int, generator: torch.Generator | None = None, device=None):
@@ -44,10 +33,10 @@ def adding_problem(batch_size: int, T: int, generator: torch.Generator | None = 
         x: (B, T, 2), ``x[..., 0]`` the values, ``x[..., 1]`` the markers (0 or 1).
         y: (B, 1), the sum of the two marked values.
     """
-    _check_sizes(batch_size=batch_size, T=T)
+    check_sizes(batch_size=batch_size, T=T)
     if T < 2:
         raise ValueError(f"adding_problem needs T >= 2 to mark two steps, got T={T}")
-    gdev = _gen_device(generator)
+    gdev = gen_device(generator)
     values = torch.rand(batch_size, T, generator=generator, device=gdev)
     half = T // 2
     first = torch.randint(0, half, (batch_size,), generator=generator, device=gdev)
@@ -72,8 +61,8 @@ def copy_task(batch_size: int, T: int, n_symbols: int = 8, generator=None, devic
         x: (B, 2T + 1, n_symbols + 1) float inputs.
         y: (B, T) int64 symbols to be produced at steps T + 1, ..., 2T.
     """
-    _check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
-    gdev = _gen_device(generator)
+    check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
+    gdev = gen_device(generator)
     y = torch.randint(0, n_symbols, (batch_size, T), generator=generator, device=gdev)
     x = torch.zeros(batch_size, 2 * T + 1, n_symbols + 1, device=gdev)
     x[:, :T, :n_symbols] = torch.nn.functional.one_hot(y, n_symbols).float()
@@ -90,8 +79,8 @@ def parity(batch_size: int, T: int, generator=None, device=None):
         x: (B, T, 1) bits as floats.
         y: (B, T) int64, ``y[:, t]`` = (x[:, 0] + ... + x[:, t]) mod 2.
     """
-    _check_sizes(batch_size=batch_size, T=T)
-    gdev = _gen_device(generator)
+    check_sizes(batch_size=batch_size, T=T)
+    gdev = gen_device(generator)
     bits = torch.randint(0, 2, (batch_size, T), generator=generator, device=gdev)
     y = bits.cumsum(dim=1) % 2
     return bits.unsqueeze(-1).float().to(device or gdev), y.to(device or gdev)
@@ -106,10 +95,10 @@ def delayed_echo(batch_size: int, T: int, delay: int = 3, n_symbols: int = 4, ge
         x: (B, T, n_symbols) one-hot inputs.
         y: (B, T) int64 targets.
     """
-    _check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
+    check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
     if not isinstance(delay, int) or delay < 0 or delay >= T:
         raise ValueError(f"delay must be an int in [0, T), got {delay!r} with T={T}")
-    gdev = _gen_device(generator)
+    gdev = gen_device(generator)
     s = torch.randint(0, n_symbols, (batch_size, T), generator=generator, device=gdev)
     x = torch.nn.functional.one_hot(s, n_symbols).float()  # (B, T, n_symbols)
     y = torch.zeros_like(s)
@@ -133,10 +122,10 @@ def future_tagging(batch_size: int, T: int, k: int = 2, n_symbols: int = 4, gene
         x: (B, T, n_symbols) one-hot inputs.
         y: (B, T) int64 labels, ``y[:, t] = argmax x[:, t + k]`` for t < T - k, IGNORE_INDEX after.
     """
-    _check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
+    check_sizes(batch_size=batch_size, T=T, n_symbols=n_symbols)
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k < T:
         raise ValueError(f"k must be an int in [1, T), got {k!r} with T={T}")
-    gdev = _gen_device(generator)
+    gdev = gen_device(generator)
     s = torch.randint(0, n_symbols, (batch_size, T), generator=generator, device=gdev)
     x = torch.nn.functional.one_hot(s, n_symbols).float()  # (B, T, n_symbols)
     y = torch.full_like(s, IGNORE_INDEX)
@@ -145,8 +134,7 @@ def future_tagging(batch_size: int, T: int, k: int = 2, n_symbols: int = 4, gene
 
 
 # ----------------------------------------------------------------------------------------------
-# The shapes of sequence problems (chapter 1): one to many, many to many of different lengths,
-# and slot filling, the lecture's reason for memory.
+# The shapes of sequence problems (chapter 1): one to many, many to many of different lengths
 
 
 def number_to_bits(batch_size: int, n_bits: int = 4, generator=None, device=None):
@@ -159,8 +147,8 @@ def number_to_bits(batch_size: int, n_bits: int = 4, generator=None, device=None
         x: (B, n_bits, 2^n_bits) float, ``x[:, 0]`` one-hot n, zeros after.
         y: (B, n_bits) int64, ``y[:, t]`` = bit n_bits - 1 - t of n.
     """
-    _check_sizes(batch_size=batch_size, n_bits=n_bits)
-    gdev = _gen_device(generator)
+    check_sizes(batch_size=batch_size, n_bits=n_bits)
+    gdev = gen_device(generator)
     n = torch.randint(0, 2 ** n_bits, (batch_size,), generator=generator, device=gdev)
     x = torch.zeros(batch_size, n_bits, 2 ** n_bits, device=gdev)
     x[:, 0] = torch.nn.functional.one_hot(n, 2 ** n_bits).float()
@@ -183,10 +171,10 @@ def collapse_runs(batch_size: int, n_runs: int = 3, max_run: int = 3, n_symbols:
         x: (B, n_runs * max_run + n_runs, n_symbols + 1) float inputs.
         y: (B, n_runs) int64, the runs' symbols: the targets of the last n_runs steps.
     """
-    _check_sizes(batch_size=batch_size, n_runs=n_runs, max_run=max_run, n_symbols=n_symbols)
+    check_sizes(batch_size=batch_size, n_runs=n_runs, max_run=max_run, n_symbols=n_symbols)
     if n_symbols < 2 and n_runs > 1:
         raise ValueError(f"neighbouring runs differ, so n_runs > 1 needs n_symbols >= 2, got {n_symbols}")
-    gdev = _gen_device(generator)
+    gdev = gen_device(generator)
     first = torch.randint(0, n_symbols, (batch_size, 1), generator=generator, device=gdev)
     shifts = torch.randint(1, max(n_symbols, 2), (batch_size, n_runs - 1), generator=generator, device=gdev)
     symbols = torch.cat([first, first + shifts.cumsum(1)], 1) % n_symbols  # (B, n_runs), neighbours differ
@@ -199,103 +187,3 @@ def collapse_runs(batch_size: int, n_runs: int = 3, max_run: int = 3, n_symbols:
     x[:, :T_in, :n_symbols] = torch.nn.functional.one_hot(frames, n_symbols).float() * (run < n_runs)[..., None]
     x[:, T_in:, n_symbols] = 1.0  # "write now"
     return x.to(device or gdev), symbols.to(device or gdev)
-
-
-#: The slots of the lecture's ticket-booking example (Seed 002), by label id.
-SLOT_LABELS = ("none", "destination", "time of arrival", "place of departure", "time of departure")
-#: The cities ``slot_filling`` draws from by default (the lecture's Taipei among them).
-SLOT_CITIES = ("Taipei", "Tokyo", "Sydney", "Oslo", "Paris", "Lima", "Boston", "Delhi")
-_SLOT_OPENINGS = ((), ("please",), ("we", "will"), ("i", "want", "to"), ("i", "would", "like", "to"))
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")
-_PAD = "<pad>"
-
-
-def _ordinal(d: int) -> str:
-    suffix = "th" if 10 <= d % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(d % 10, "th")
-    return f"{d}{suffix}"
-
-
-_DAYS = tuple(_ordinal(d) for d in range(1, 29))
-
-
-@functools.lru_cache(maxsize=1)
-def slot_vocab() -> Vocab:
-    """The words of ``slot_filling``, with the padding word "<pad>" and the lecture's "other" last."""
-    words = [w for opening in _SLOT_OPENINGS for w in opening] + ["arrive", "leave", "on"]
-    return Vocab(words + list(SLOT_CITIES) + list(_MONTHS) + list(_DAYS) + [_PAD])
-
-
-def _slot_sentence(opening, verb: str, city: str, month: str, day: str):
-    """One sentence and its slot ids: "i want to arrive Taipei on November 2nd"."""
-    arrive = verb == "arrive"
-    place, time = (1, 2) if arrive else (3, 4)  # ids in SLOT_LABELS
-    words = list(opening) + [verb, city, "on", month, day]
-    labels = [0] * (len(opening) + 1) + [place, 0, time, time]
-    return words, labels
-
-
-def slot_filling(batch_size: int, cities=SLOT_CITIES, generator=None, device=None):
-    """Slot filling for a ticket-booking system: the same word fills a different slot by context.
-
-    Sentences such as "i would like to arrive Taipei on November 2nd" and "leave Taipei on
-    November 2nd" (Seed 002): the city is the destination after "arrive" and the place of
-    departure after "leave", and the date is the time of arrival or of departure. Each sentence
-    opens with one of five openings (none, "please", "we will", "i want to", "i would like to"),
-    so the verb stands at position 0 to 4; the city follows it, the date's two words come three
-    and four words after it. A tagger that sees one word at a time can only guess between the
-    two readings; it needs memory of the verb.
-
-    Words are ids of ``slot_vocab()``; a city not in ``SLOT_CITIES`` (pass ``cities``) becomes the
-    lecture's "other" word. Shorter sentences are padded at the end with "<pad>", labelled
-    ``IGNORE_INDEX``.
-
-    Returns:
-        x: (B, 9) int64 word ids.
-        y: (B, 9) int64 slot ids (see ``SLOT_LABELS``), IGNORE_INDEX on padding.
-    """
-    _check_sizes(batch_size=batch_size)
-    if isinstance(cities, str) or not cities:
-        raise ValueError(f"cities must be a non-empty sequence of names, got {cities!r}")
-    gdev = _gen_device(generator)
-    sizes = (len(_SLOT_OPENINGS), 2, len(cities), len(_MONTHS), len(_DAYS))
-    draws = torch.stack([torch.randint(0, n, (batch_size,), generator=generator, device=gdev)
-                         for n in sizes], 1).tolist()  # (B, 5): opening, verb, city, month, day
-    vocab, T = slot_vocab(), max(map(len, _SLOT_OPENINGS)) + 5
-    x = torch.full((batch_size, T), vocab.index(_PAD), dtype=torch.long)
-    y = torch.full((batch_size, T), IGNORE_INDEX, dtype=torch.long)
-    for b, (o, v, c, m, d) in enumerate(draws):
-        words, labels = _slot_sentence(_SLOT_OPENINGS[o], ("arrive", "leave")[v], cities[c], _MONTHS[m], _DAYS[d])
-        x[b, : len(words)] = vocab.encode(words)
-        y[b, : len(words)] = torch.tensor(labels)
-    return x.to(device or gdev), y.to(device or gdev)
-
-
-def counting_memory(batch_size: int, T: int, p_write: float = 0.3, p_reset: float = 0.1, p_read: float = 0.2,
-                    max_value: int = 9, generator=None, device=None):
-    """The job of the lecture's hand-built LSTM cell (Seed 003, page 19), on random sequences.
-
-    Each step carries x = (x_1, x_2, x_3): a value x_1 drawn from 1 ... ``max_value``; x_2 = 1 (with
-    probability ``p_write``: add x_1 to the memory), -1 (``p_reset``: reset the memory to 0) or 0
-    (leave it); x_3 = 1 (``p_read``: show the memory) or 0. The target is the memory after the
-    step's update where x_3 = 1, and 0 elsewhere. ``seqmem.data.counting_cell()`` solves it by hand.
-
-    Returns:
-        x: (B, T, 3) floats.
-        y: (B, T) floats, the memory shown at each step (0 where x_3 = 0).
-    """
-    _check_sizes(batch_size=batch_size, T=T, max_value=max_value)
-    if p_write < 0 or p_reset < 0 or p_write + p_reset > 1 or not 0 <= p_read <= 1:
-        raise ValueError(f"need p_write, p_reset >= 0 with p_write + p_reset <= 1 and p_read in [0, 1], "
-                         f"got {p_write}, {p_reset}, {p_read}")
-    gdev = _gen_device(generator)
-    value = torch.randint(1, max_value + 1, (batch_size, T), generator=generator, device=gdev).float()
-    u = torch.rand(batch_size, T, generator=generator, device=gdev)
-    x2 = (u < p_write).float() - ((u >= p_write) & (u < p_write + p_reset)).float()  # 1, -1 or 0
-    x3 = (torch.rand(batch_size, T, generator=generator, device=gdev) < p_read).float()
-    memory, shown = torch.zeros(batch_size, device=gdev), []
-    for t in range(T):
-        memory = torch.where(x2[:, t] < 0, 0.0, memory + value[:, t] * (x2[:, t] > 0))  # reset, or add
-        shown.append(memory * x3[:, t])
-    x = torch.stack([value, x2, x3], dim=-1)  # (B, T, 3)
-    return x.to(device or gdev), torch.stack(shown, dim=1).to(device or gdev)  # (B, T)

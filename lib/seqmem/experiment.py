@@ -1,0 +1,113 @@
+"""The results record of a heavy experiment: what ran, on what machine, with which seeds, and what came.
+
+An experiment too heavy for the book's build is a script (``book/*/experiments/*.py``) whose results
+file the chapter reads and plots. ``Record`` writes that file, in one layout for every script::
+
+    {"experiment": "what it measures", "config": {...}, "seeds": [...],
+     "commands": [{"command": "python book/.../x.py --seeds 1", "date": ..., "python": ...,
+                   "torch": ..., "numpy": ..., "seqmem": ..., "machine": ..., "processor": ...,
+                   "system": ..., "cpu_count": ..., "device": ...}, ...],
+     "wall_seconds": ..., "finished": ..., ...the script's own fields..., "runs": [{...}, ...]}
+
+One entry of ``commands`` per invocation, with the versions and the machine it ran on
+(``environment``); ``wall_seconds`` adds up the invocations' wall times, ``finished`` is when the
+file was last written (UTC). The file is rewritten after every run, so an interrupted sweep keeps what it
+finished. With ``merge=True`` an invocation adds its runs to an existing file made with the same
+``config`` (a run with the same key as an old one replaces it) and appends its own command.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["environment", "invocation", "Record"]
+
+
+def _processor() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows of it."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def environment(device: str = "cpu") -> dict:
+    """The versions and the machine of this process: python, torch, numpy, seqmem, CPU, device."""
+    from . import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "seqmem": __version__, "machine": platform.machine(), "processor": _processor(),
+            "system": platform.platform(), "cpu_count": os.cpu_count(), "device": device}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def invocation(device: str = "cpu", argv: Sequence[str] | None = None) -> dict:
+    """This run of a script: its command line (the script relative to the working directory), the
+    time it started (UTC) and ``environment(device)``."""
+    argv = list(sys.argv if argv is None else argv)
+    script = os.path.relpath(argv[0]) if argv and os.path.exists(argv[0]) else (argv[0] if argv else "")
+    return {"command": "python " + shlex.join([script, *argv[1:]]), "date": _now(), **environment(device)}
+
+
+class Record:
+    """A results file, rewritten after every ``add(run)``.
+
+    Args:
+        path: the JSON file.
+        experiment: one line saying what the experiment measures.
+        config: the settings every run shares; a merge must have the same.
+        seeds: the seeds this invocation runs.
+        key: the fields that name a run, e.g. ``("model", "seed")``: a run with the key of one
+            already in the file replaces it.
+        order: a function of a run giving its place in the file (runs may finish in any order).
+        merge: add to the existing file at ``path`` instead of starting a new one.
+        device: what the runs compute on, for the record.
+        **fields: the script's own top-level fields (``models={...}``); on a merge, dicts are
+            updated and other values replaced.
+    """
+
+    def __init__(self, path: str | os.PathLike, experiment: str, config: dict, seeds: Sequence[int], *,
+                 key: Sequence[str], order: Callable[[dict], object], merge: bool = False, device: str = "cpu",
+                 **fields):
+        self.path, self.key, self.order = Path(path), tuple(key), order
+        self._start = time.perf_counter()
+        if merge:
+            data = json.loads(self.path.read_text())
+            if data["config"] != config:
+                raise SystemExit(f"a merge into {self.path} needs its config, {data['config']}, not {config}")
+            for name, value in fields.items():
+                data[name] = {**data[name], **value} if isinstance(value, dict) and name in data else value
+            data["seeds"] = sorted(set(data["seeds"]) | set(seeds))
+            data["commands"].append(invocation(device))
+        else:
+            data = {"experiment": experiment, "config": config, "seeds": sorted(seeds),
+                    "commands": [invocation(device)], "wall_seconds": 0.0, "finished": None, **fields, "runs": []}
+        self.data, self._wall_before = data, data.get("wall_seconds")
+
+    @property
+    def runs(self) -> list:
+        return self.data["runs"]
+
+    def add(self, run: dict) -> None:
+        """Put ``run`` in the file (in place of a run with the same key), in ``order``; rewrite the file."""
+        name = tuple(run[k] for k in self.key)
+        runs = [r for r in self.runs if tuple(r[k] for k in self.key) != name] + [run]
+        self.data["runs"] = sorted(runs, key=self.order)
+        if self._wall_before is not None:  # unknown for a file that never recorded it
+            self.data["wall_seconds"] = round(self._wall_before + time.perf_counter() - self._start, 1)
+        self.data["finished"] = _now()
+        self.path.write_text(json.dumps(self.data, indent=1) + "\n")

@@ -1,0 +1,40 @@
+"""Seeded tasks and data sets, by kind: what the chapters train on.
+
+Every generator takes a ``torch.Generator`` (``None``: torch's global one), so a seed fixes the
+data, and returns batch-first tensors (B, T, ...) on the ``device`` asked for (drawn on the
+generator's device, then moved: the same seed gives the same data everywhere).
+
+- ``seqmem.tasks.algorithmic``: the adding problem, copy, parity, delayed echo, future tagging,
+  number to bits, collapsing runs (chapters 1 and 2).
+- ``seqmem.tasks.counting``: the lecture's counting memory, its slide and its hand-built LSTM cell.
+- ``seqmem.tasks.language``: slot filling, named entities (BIO), sentiment with negation.
+- ``seqmem.tasks.digits``: strips of handwritten digits, for CTC (chapter 3).
+
+Everything is also importable from ``seqmem.tasks`` itself. Later chapters add their kinds
+(geometry, bAbI, tables) as modules of their own.
+"""
+from ..core import IGNORE_INDEX
+from . import algorithmic, counting, digits, language
+from .algorithmic import (adding_problem, collapse_runs, copy_task, delayed_echo, future_tagging, number_to_bits,
+                          parity)
+from .counting import (SLIDE_INPUTS, SLIDE_MEMORY, SLIDE_OUTPUTS, counting_cell, counting_cell_weights,
+                       counting_memory, counting_targets)
+from .digits import digit_images, digit_strips
+from .language import (HELDOUT_NAMES, LOCATIONS, NEGATIVE, NER_TAGS, NER_TEMPLATES, ORGANISATIONS, PERSONS_FIRST,
+                       PERSONS_LAST, POSITIVE, SLOT_CITIES, SLOT_LABELS, ner_sentences, sentiment_sentences,
+                       slot_filling, slot_vocab)
+
+__all__ = [
+    "IGNORE_INDEX", "algorithmic", "counting", "digits", "language",
+    # algorithmic
+    "adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "number_to_bits", "collapse_runs",
+    # the lecture's counting memory
+    "counting_targets", "counting_memory", "SLIDE_INPUTS", "SLIDE_MEMORY", "SLIDE_OUTPUTS",
+    "counting_cell_weights", "counting_cell",
+    # language
+    "slot_filling", "slot_vocab", "SLOT_LABELS", "SLOT_CITIES", "ner_sentences", "NER_TAGS", "NER_TEMPLATES",
+    "PERSONS_FIRST", "PERSONS_LAST", "LOCATIONS", "ORGANISATIONS", "HELDOUT_NAMES",
+    "sentiment_sentences", "POSITIVE", "NEGATIVE",
+    # digits
+    "digit_images", "digit_strips",
+]
