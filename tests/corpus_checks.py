@@ -17,12 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from adversarial import ATTACKS, corpus
+from adversarial import ATTACKS, Homework, corpus
 from conftest import ROOT
-from grading_helpers import build_course, nbgrader, scores
+from grading_helpers import autograde_alone, build_course, committed_release, generated_release, nbgrader, scores
 from test_hygiene import solution_and_hidden_lines
 
-__all__ = ["graded_course", "test_every_attack_scores_exactly_what_its_honest_part_earns",
+__all__ = ["graded_course", "test_the_release_is_what_make_assignments_generates", "test_the_homework_is_worth_ten_points",
+           "test_one_submission_autogrades_within_60_seconds",
+           "test_every_canned_submission_scores_exactly_what_it_should",
+           "test_every_attack_scores_exactly_what_its_honest_part_earns",
            "test_the_batch_finishes", "test_another_students_grades_stay_as_they_were",
            "test_no_attack_reaches_a_server_on_localhost", "test_no_attack_writes_outside_its_sandbox",
            "test_nothing_an_attack_read_reaches_the_outputs_or_the_feedback", "test_printed_floods_are_cut",
@@ -117,7 +120,7 @@ def graded_course(tmp_path_factory, hw: str, canned: dict) -> dict:
     finally:
         server.close()
     places = ["/tmp", "/var/tmp", "/dev/shm", os.path.expanduser("~"), str(ROOT), "/work", "/home"]
-    course.update(hw=hw, submissions=submissions, attacks=attacks, connections=server.connections,
+    course.update(hw=hw, submissions=submissions, attacks=attacks, canned=canned, connections=server.connections,
                   markers=_files_named(marker, places), victim_before=victim_before,
                   victim_after=_victim_rows(root, hw))
     return course
@@ -130,6 +133,39 @@ def _autograded(course, student) -> dict:
 
 def _outputs_text(nb: dict) -> str:
     return json.dumps([c.get("outputs", []) for c in nb["cells"] if c["cell_type"] == "code"])
+
+
+def test_the_release_is_what_make_assignments_generates(course):
+    generated = json.loads(generated_release(course["root"], course["hw"]))
+    assert generated == json.loads(committed_release(course["hw"])), \
+        "notebooks/ is stale: run `make assignments` and commit the result"
+
+
+def test_the_homework_is_worth_ten_points(course):
+    from nbgrader.api import Gradebook
+
+    points = Homework.read(course["hw"]).source
+    total = sum(c.metadata["nbgrader"].get("points", 0) for c in points.cells if c.metadata.get("nbgrader", {}).get("grade"))
+    with Gradebook(f"sqlite:///{course['root'] / 'gradebook.db'}") as gb:
+        assert gb.find_notebook(course["hw"], course["hw"]).max_score == total == 10
+
+
+def test_one_submission_autogrades_within_60_seconds(course):
+    # the slowest honest submission is the source; time it alone in a fresh course folder
+    result, seconds = autograde_alone(course["root"], course["hw"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert seconds <= 60, f"autograding one submission took {seconds:.1f} s"
+    course["seconds_alone"] = seconds
+
+
+def test_every_canned_submission_scores_exactly_what_it_should(course):
+    hw, wrong = course["hw"], {}
+    for student, (_, expected) in course["canned"].items():
+        assert (course["root"] / "autograded" / student / hw / f"{hw}.ipynb").exists(), course["autograde"].stderr[-4000:]
+        got = scores(course["root"], hw, student, expected)
+        if got != expected:
+            wrong[student] = {"expected": expected, "got": got}
+    assert not wrong, wrong
 
 
 @pytest.mark.parametrize("attack", ATTACKS)

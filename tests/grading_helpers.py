@@ -110,3 +110,10 @@ def autograde_alone(root: Path, hw: str) -> tuple[subprocess.CompletedProcess, f
     start = time.perf_counter()
     result = nbgrader("autograde", hw, "--student", "alone", "--create", cwd=timing)
     return result, time.perf_counter() - start
+
+
+def answer_source(fn: Callable, name: str) -> str:
+    """A canned answer's cell source: the test function ``fn``'s code, renamed to ``name``."""
+    import inspect
+
+    return inspect.getsource(fn).replace(f"def {fn.__name__}(", f"def {name}(")
