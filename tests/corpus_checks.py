@@ -223,7 +223,7 @@ def test_nothing_an_attack_read_reaches_the_outputs_or_the_feedback(course):
     graded = json.dumps(_autograded(course, "scripts_the_formgrader")["cells"][-1]["source"])
     page = (root / "feedback" / "scripts_the_formgrader" / hw / f"{hw}.html").read_text()
     for text in (graded, page):  # what is left of them is text, escaped
-        assert "<script>fetch" not in text and not re.search(r"<img[^>]*onerror", text) and "javascript:" not in text
+        assert "<script>fetch" not in text and not re.search(r"<img[^>]*onerror", text) and 'href="javascript:' not in text
     assert "My notes." in graded and "&lt;script&gt;" in graded
 
 

@@ -306,6 +306,8 @@ class SanitizeStudentMarkdown(SanitizeHTML):
     written answer is shown as HTML in the formgrader, where a script could act as the instructor.
     The instructor's locked cells are left as they are (OverwriteCells restored them)."""
 
+    enabled = Bool(True)  # nbconvert's preprocessors are off unless enabled
+
     def preprocess_cell(self, cell, resources, cell_index):
         if cell.cell_type == "code" or utils.is_locked(cell):
             return cell, resources
