@@ -125,6 +125,18 @@ def test_a_gradebook_inside_what_the_sandbox_sees_is_refused():
         sandbox.check(inside)
 
 
+@needs_bwrap
+def test_an_environment_under_tmp_stays_visible(tmp_path, monkeypatch):
+    # a fresh clone in /tmp has its virtual environment there: the sandbox's own /tmp must not hide it
+    import subprocess
+
+    (tmp_path / "seen.txt").write_text("visible")
+    tmp_path.chmod(0o755)
+    monkeypatch.setattr(sandbox, "visible_paths", lambda: [str(tmp_path)])
+    argv = sandbox.command(["/bin/cat", str(tmp_path / "seen.txt")], {"PATH": "/usr/bin"})
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout == "visible"
+
+
 @pytest.fixture(scope="module")
 def session():
     s = Session(None, cell_timeout=10, total_timeout=300)

@@ -80,19 +80,20 @@ def _parents(path: str) -> list[str]:
 
 
 def _mounts(submission: str | None, limits: Limits) -> list[str]:
-    args = ["--ro-bind", "/usr", "/usr"]
+    # the tmpfs first: a Python environment that lives under /tmp is bound on top of it, not hidden
+    args = ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp",
+            "--ro-bind", "/usr", "/usr"]
     for link in ("bin", "lib", "lib64", "sbin"):
         if os.path.islink(f"/{link}"):
             args += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
-    made = {"/usr"}
+    made = {"/usr", "/tmp"}
     for path in visible_paths():
         for parent in _parents(path):
             if parent not in made:
                 args += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(64 << 20), "--tmpfs", "/tmp",
-             "--perms", "0777", "--size", str(limits.scratch), "--tmpfs", "/home/student"]
+    args += ["--perms", "0777", "--size", str(limits.scratch), "--tmpfs", "/home/student"]
     if submission is not None:
         args += ["--ro-bind", submission, "/submission"]
     return args
