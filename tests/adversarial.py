@@ -211,6 +211,23 @@ for host in ('127.0.0.1', 'localhost', '::1'):
 """
 
 
+FORGES_FRAMES = """
+import json, os, struct, sys
+reply = int(sys.argv[2])  # the worker's answer pipe, which this process can write to
+head = json.dumps({"t": "list", "items": [{"t": "foreign", "type": f"Forged{k}"} for k in range(50000)]}).encode()
+os.write(reply, struct.pack(">II", len(head), 0) + head)  # a well-formed answer to nothing, 50000 type names
+"""
+
+WIDGETS = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0, "state": {
+    "forged": {"model_module": "https://attacker.example/widget.js", "model_name": "Steal", "state": {}}}}}
+
+
+def with_metadata(nb, **metadata) -> nbformat.NotebookNode:
+    nb = copy.deepcopy(nb)
+    nb.metadata.update(metadata)
+    return nb
+
+
 SCRIPT = """My notes. <script>fetch('/formgrader/api/grade', {method: 'PUT'})</script>
 <img src="x" onerror="alert('grades')"> <a href="javascript:alert(1)">a link</a>"""
 
@@ -250,9 +267,12 @@ def corpus(hw: str, port: int, marker: str) -> dict[str, tuple[nbformat.Notebook
         "writes_outside": (with_cell(src, WRITE_OUTSIDE.format(marker=marker)), h.full()),
         "network": (with_cell(src, NETWORK.format(port=port)), h.full()),
         "scripts_the_formgrader": (with_markdown(src, SCRIPT), h.full()),
+        "forges_frames": (with_cell(src, FORGES_FRAMES), h.full()),
+        "widget_metadata": (with_metadata(src, widgets=WIDGETS), h.full()),
     }
 
 
 ATTACKS = ["honest", "blank", "loop_cell", "loop_function", "raises", "exits", "kills_kernel", "kills_in_function",
            "memory_bomb", "fork_bomb", "flood", "always_equal", "patches_checks", "silences_errors", "rewrites_tests",
-           "deletes_tests", "reads_secrets", "raises_grades", "writes_outside", "network", "scripts_the_formgrader"]
+           "deletes_tests", "reads_secrets", "raises_grades", "writes_outside", "network", "scripts_the_formgrader",
+           "forges_frames", "widget_metadata"]

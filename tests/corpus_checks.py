@@ -29,7 +29,8 @@ __all__ = ["graded_course", "test_the_release_is_what_make_assignments_generates
            "test_the_batch_finishes", "test_another_students_grades_stay_as_they_were",
            "test_no_attack_reaches_a_server_on_localhost", "test_no_attack_writes_outside_its_sandbox",
            "test_nothing_an_attack_read_reaches_the_outputs_or_the_feedback", "test_printed_floods_are_cut",
-           "test_time_limits_say_which_limit_stopped_what", "test_the_log_warns_only_about_real_tampering"]
+           "test_time_limits_say_which_limit_stopped_what", "test_the_log_warns_only_about_real_tampering",
+           "test_the_graded_notebook_keeps_only_the_metadata_it_needs", "test_a_forged_answer_costs_its_cell_only"]
 
 VICTIM = "victim"
 
@@ -129,6 +130,14 @@ def graded_course(tmp_path_factory, hw: str, canned: dict) -> dict:
 def _autograded(course, student) -> dict:
     hw = course["hw"]
     return json.loads((course["root"] / "autograded" / student / hw / f"{hw}.ipynb").read_text())
+
+
+def _feedback_page(course, student) -> str:
+    hw = course["hw"]
+    page = course["root"] / "feedback" / student / hw / f"{hw}.html"
+    if not page.exists():
+        nbgrader("generate_feedback", hw, "--student", student, cwd=course["root"])
+    return page.read_text()
 
 
 def _outputs_text(nb: dict) -> str:
@@ -248,3 +257,16 @@ def test_the_log_warns_only_about_real_tampering(course):
     assert "SAWarning" not in log and "SADeprecationWarning" not in log
     tampered = [line for line in log.splitlines() if "was changed by the student" in line]
     assert tampered and all("rewrites_tests" in line for line in tampered)
+
+
+def test_the_graded_notebook_keeps_only_the_metadata_it_needs(course):
+    nb = _autograded(course, "widget_metadata")
+    assert set(nb["metadata"]) <= {"kernelspec", "language_info"}
+    assert all(set(c["metadata"]) <= {"nbgrader"} for c in nb["cells"])
+    assert "attacker.example" not in _feedback_page(course, "widget_metadata")
+
+
+def test_a_forged_answer_costs_its_cell_only(course):
+    nb = _autograded(course, "forges_frames")
+    forged = next(c for c in nb["cells"] if "Forged" in "".join(c["source"]))
+    assert "malformed" in json.dumps(forged["outputs"]) or "out of turn" in json.dumps(forged["outputs"])

@@ -73,7 +73,15 @@ def _frame(head: bytes, body: bytes = b"") -> bytes:
 
 @pytest.mark.parametrize("frame, message", [
     (b"\x00\x00", "shorter than its header"),
-    (_frame(b"{oops"), "not JSON"),
+    (_frame(b"{oops"), "cannot be read"),
+    (_frame(b"[" * 100_000), "cannot be read"),  # nested past Python's recursion limit
+    (_frame(b"1" * 5000), "cannot be read"),  # a number json will not convert
+    (_frame(b'{"t": "tensor", "dtype": "float32", "shape": [0, 4611686018427387904, 4611686018427387904], '
+            b'"at": 0, "size": 0}'), "cannot be read"),
+    (_frame(b'{"t": "list", "items": [{"t": "ndarray", "dtype": "<f8", "shape": [1], "at": 0, "size": 8}, '
+            b'{"t": "ndarray", "dtype": "<f8", "shape": [1], "at": 0, "size": 8}]}', bytes(8)), "overlap"),
+    (_frame(b'{"t": "none"}', bytes(16)), "no value uses"),
+    (_frame(b'{"t": "str", "v": "' + b"x" * (8 << 20) + b'"}'), "JSON part has"),
     (_frame(b"[]"), "without its type"),
     (wire.encode(torch.zeros(3))[:-4], "does not match its header"),
     (_frame(b'{"t": "tensor", "dtype": "float32", "shape": [9], "at": 0, "size": 36}'), "outside the message"),
@@ -94,6 +102,22 @@ def test_too_deep_a_message_is_refused():
         nested = {"t": "list", "items": [nested]}
     with pytest.raises(wire.WireError, match="too deeply"):
         wire.decode(_frame(json.dumps(nested).encode()))
+
+
+def test_foreign_type_names_are_remembered_up_to_a_bound():
+    for k in range(wire.MAX_FOREIGN_TYPES + 50):
+        wire.foreign(f"Name{k}")
+    assert len(wire._FOREIGN_TYPES) <= wire.MAX_FOREIGN_TYPES + 1
+
+
+def test_a_reader_that_stops_reading_cannot_block_the_writer():
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    start = time.monotonic()
+    with pytest.raises(wire.TimedOut):
+        wire.send(w, bytes(1 << 20), time.monotonic() + 0.2)  # more than a pipe holds, nobody reading
+    assert time.monotonic() - start < 2
+    os.close(r), os.close(w)
 
 
 def test_a_reader_keeps_half_a_frame_across_a_timeout():
@@ -157,14 +181,15 @@ import os
 print(os.getuid(), os.getgid(), os.getcwd())
 print(sorted(os.listdir('/')))
 print(os.path.exists({str(tmp_path / 'gradebook.db')!r}), os.path.exists('/root/.bash_history'))
-print(sorted(p for p in os.listdir('/proc') if p.isdigit()))
+grandparent = int(open('/proc/%d/status' % os.getppid()).read().split('PPid:')[1].split()[0])
+print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()) == sorted(set([1, os.getpid(), os.getppid(), grandparent])))
 """)
     uid, top, secret, procs = printed.splitlines()
     expected = sandbox.host_uid() if os.geteuid() == 0 else sandbox.UID
     assert uid == f"{expected} {expected} /home/student"
     assert set(eval(top)) <= {"bin", "dev", "home", "lib", "lib64", "proc", "sbin", "tmp", "usr", "root", "work"}
     assert secret == "False False"
-    assert eval(procs) == ["1", "2"]  # bwrap's init and the worker: no process of the machine
+    assert procs == "True"  # the worker and the bwrap processes above it: no process of the machine
 
 
 @needs_bwrap
@@ -173,7 +198,7 @@ def test_the_sandbox_cannot_write_outside_its_scratch_or_reach_the_network(sessi
     server.settimeout(0.2)
     _, printed = _run(session, f"""
 import os, socket
-for path in ('/usr/x', os.path.dirname(os.__file__) + '/x', '/x'):
+for path in ('/usr/x', os.path.dirname(os.__file__) + '/x', '/x', '/dev/shm/x'):
     try:
         open(path, 'w'); print('wrote', path)
     except OSError as err:
@@ -188,8 +213,19 @@ except OSError as err:
     with pytest.raises(socket.timeout):
         server.accept()
     server.close()
-    assert "wrote" not in printed and printed.count("refused") == 3
+    assert "wrote" not in printed and printed.count("refused") == 4
     assert "fine" in printed and "no network" in printed and "connected" not in printed
+
+
+@needs_bwrap
+def test_student_code_cannot_make_namespaces_of_its_own(session):
+    # a user namespace would give it capabilities there, and more of the kernel to attack
+    _, printed = _run(session, """
+import subprocess
+print(subprocess.run(['unshare', '-U', '-r', 'true']).returncode != 0)
+print(subprocess.run(['unshare', '-n', 'true']).returncode != 0)
+""")
+    assert printed == "True\nTrue\n"
 
 
 @needs_bwrap

@@ -7,12 +7,15 @@ submission it walks the notebook in order:
   (``seqmem.grading.session``, ``seqmem.grading.sandbox``); its outputs, checked and stripped to
   plain text and images, become the cell's outputs;
 - a test cell (an autograded grade cell) runs **here**, in the instructor's process, from its source
-  in the gradebook (never the submission's copy): its visible part, then its hidden tests, in a
+  in the gradebook (never the submission's copy; a cell the gradebook does not know fails): its visible part, then its hidden tests, in a
   namespace where the student's functions are handles on the worker. The hidden tests' code never
   enters the sandbox. A test cell that raises gets one error output: for the visible part a
   traceback of the visible lines, for the hidden tests the check's message alone; nothing else
   (no result, no stderr) is in a test cell's outputs, so nbgrader's ``SaveAutoGrades`` reads exactly
   this verdict.
+
+The notebook keeps only nbgrader's and the language's metadata, and the outputs of the student's
+cells at most ``MAX_NOTEBOOK_OUTPUTS`` characters together.
 
 Limits: a cell of the student's runs at most ``cell_timeout`` s, a test cell's calls into the
 worker at most ``item_timeout`` s together, the whole submission ``notebook_timeout`` s. Hidden
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import linecache
 import os
 import secrets
@@ -46,13 +50,15 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, Overw
 from traitlets import Bool, Integer, List, Unicode
 
 from . import guard, sandbox
-from .session import Context, Session, StudentNamespace
+from .session import Context, Session, StudentNamespace, WorkerFailed
 
 BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 SAFE_MIMETYPES = ("text/plain", "image/png", "image/jpeg")  # no HTML, SVG or script: the formgrader shows them
 MAX_TEXT = 100_000  # characters of a test cell's printed text, and of one text output
 MAX_IMAGE = 5 << 20  # characters of one base64 image
 MAX_SUBMISSION_FILES = 50 << 20  # bytes of files handed in beside the notebook
+MAX_NOTEBOOK_OUTPUTS = 20 << 20  # characters of all the outputs of a student's cells in one notebook
+SAFE_ATTACHMENTS = ("image/png", "image/jpeg")
 
 
 def segments(source: str) -> list[tuple[bool, str]]:
@@ -129,6 +135,18 @@ def clean_outputs(outputs) -> list:
     return [o for o in kept if o is not None]
 
 
+def _clean_metadata(nb) -> None:
+    """Only the metadata nbgrader and the notebook's language need: a student's notebook metadata
+    (widget state, for one) is shown by the formgrader's page, and could carry a script."""
+    nb.metadata = nbformat.NotebookNode({k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")})
+    for cell in nb.cells:
+        cell.metadata = nbformat.NotebookNode({k: v for k, v in cell.metadata.items() if k == "nbgrader"})
+        if "attachments" in cell:
+            cell.attachments = nbformat.NotebookNode({
+                name: {m: v for m, v in data.items() if m in SAFE_ATTACHMENTS}
+                for name, data in cell.attachments.items() if isinstance(data, dict)})
+
+
 def _error_output(err: BaseException, filename: str | None) -> nbformat.NotebookNode:
     """A test cell's error: the frames of its visible code (``filename``) and the message; for the
     hidden tests (``filename`` None) the message alone."""
@@ -171,8 +189,9 @@ class SandboxedExecute(NbGraderPreprocessor):
                     gid = cell.metadata.nbgrader["grade_id"]
                     try:
                         sources[gid] = gb.find_source_cell(gid, info["notebook"], info["assignment"]).source
-                    except MissingEntry:
-                        sources[gid] = visible_part(cell.source)
+                    except MissingEntry:  # never the submission's own copy: it would run here
+                        sources[gid] = f"raise AssertionError({gid!r} ' is not a test cell of this assignment')"
+        _clean_metadata(nb)
         with tempfile.TemporaryDirectory(prefix="seqmem-submission-") as files:
             _copy_files(folder, files)
             session = Session(files, sandbox.Limits(memory=self.memory_limit), self.cell_timeout,
@@ -207,7 +226,7 @@ class SandboxedExecute(NbGraderPreprocessor):
 
     def _run(self, nb, session: Session, sources: dict) -> None:
         namespace = StudentNamespace(session)
-        count = 0
+        count, budget = 0, MAX_NOTEBOOK_OUTPUTS
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -218,12 +237,23 @@ class SandboxedExecute(NbGraderPreprocessor):
                 cell.execution_count = count
             else:
                 result = session.run_cell(index, cell.source)
-                cell.outputs = clean_outputs(result["outputs"])
+                outputs = clean_outputs(result["outputs"])
+                size = len(json.dumps(outputs))
+                if size > budget:  # the notebook as a whole keeps at most MAX_NOTEBOOK_OUTPUTS of outputs
+                    outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
+                        f"... outputs dropped: the autograder keeps {MAX_NOTEBOOK_OUTPUTS >> 20} MB of a "
+                        "notebook's outputs ...\n"))]
+                budget -= min(size, budget)
+                cell.outputs = outputs
                 count = result["count"] if type(result["count"]) is int else count + 1
                 cell.execution_count = count
 
     def _run_test(self, gid: str, source: str, session: Session, namespace: StudentNamespace) -> list:
         """A test cell, run here against the worker; its outputs (see the module's docstring)."""
+        try:  # a worker restarted (and the earlier cells replayed) before the item's clock starts
+            session.ensure()
+        except WorkerFailed:
+            pass  # the cell's first call reports it
         session.context = Context(item=gid.removeprefix("test_"), deadline=time.monotonic() + self.item_timeout,
                                   limit=self.item_timeout)
         printed = io.StringIO()

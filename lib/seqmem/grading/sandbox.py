@@ -13,7 +13,9 @@
 
 It runs as an unprivileged uid with no capabilities and ``no_new_privs`` (as root, bwrap sets the
 mounts up and ``setpriv`` drops to a uid of the grading process's own, ``host_uid()``; otherwise
-bwrap maps the instructor's uid to 65534 in a user namespace), under
+bwrap maps the instructor's uid to 65534 in a user namespace), in a user namespace that cannot make
+another (``--disable-userns``; as root, a second, unprivileged bwrap adds it where the kernel allows
+unprivileged user namespaces), under
 rlimits on address space, CPU time, processes, file size and open files (``Limits``). The caller
 adds the wall-clock limits and kills the whole sandbox (bwrap's process group) when they pass.
 
@@ -23,7 +25,6 @@ namespaces, and where a folder the sandbox would see holds the gradebook or the 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,12 @@ class Limits:
     file_size: int = 64 << 20  # the largest file it may write
     scratch: int = 256 << 20  # bytes of its home folder (a tmpfs)
     open_files: int = 256
+
+    def rlimits(self) -> dict:
+        """The limits the worker sets on itself before any student code runs (not on bwrap: a
+        process limit there would count every process of the instructor's uid)."""
+        return {"memory": self.memory, "cpu_seconds": self.cpu_seconds, "processes": self.processes,
+                "file_size": self.file_size, "open_files": self.open_files}
 
 
 def visible_paths() -> list[str]:
@@ -115,6 +122,9 @@ def command(argv: list[str], env: dict[str, str], submission: str | None = None,
         uid = host_uid()
         drop = [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
                 "--inh-caps=-all", "--bounding-set=-all"]
+        if nested_user_namespace():  # and, unprivileged now, one user namespace that can make no other
+            drop += [bwrap, "--unshare-user", "--uid", str(uid), "--gid", str(uid), "--disable-userns",
+                     "--bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev", "--"]
     else:
         namespaces += ["--unshare-user", "--uid", str(UID), "--gid", str(UID), "--disable-userns"]
         drop = []
@@ -123,12 +133,22 @@ def command(argv: list[str], env: dict[str, str], submission: str | None = None,
             "--chdir", "/home/student", *environment, "--", *drop, *argv]
 
 
-def set_limits(limits: Limits) -> None:
-    """Apply ``limits`` as rlimits to this process (call it in the child before exec)."""
-    for kind, value in ((resource.RLIMIT_AS, limits.memory), (resource.RLIMIT_CPU, limits.cpu_seconds),
-                        (resource.RLIMIT_NPROC, limits.processes), (resource.RLIMIT_FSIZE, limits.file_size),
-                        (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0)):
-        resource.setrlimit(kind, (value, value))
+_NESTED: list = []
+
+
+def nested_user_namespace() -> bool:
+    """Whether an unprivileged bwrap can make a user namespace here (so that, run by root, the
+    sandbox can forbid student code to make its own, which would open more of the kernel to it)."""
+    if not _NESTED:
+        bwrap = shutil.which("bwrap")
+        probe = [bwrap, "--unshare-user", "--disable-userns", "--bind", "/", "/", "--", "/bin/true"]
+        try:
+            result = subprocess.run(probe, capture_output=True, timeout=30,
+                                    user=host_uid() if os.geteuid() == 0 else None)
+            _NESTED.append(result.returncode == 0)
+        except (OSError, subprocess.TimeoutExpired):
+            _NESTED.append(False)
+    return _NESTED[0]
 
 
 def check(*private: str | os.PathLike) -> None:
@@ -136,7 +156,7 @@ def check(*private: str | os.PathLike) -> None:
     holds one of ``private`` (the gradebook, the course folder)."""
     for secret in private:
         secret = os.path.realpath(secret)
-        for path in visible_paths():
+        for path in ["/usr", *visible_paths()]:
             if secret == path or secret.startswith(path + os.sep):
                 raise SandboxUnavailable(f"the sandbox would see {path}, which holds {secret}: keep the "
                                          "course and its gradebook outside the Python environment")

@@ -11,12 +11,15 @@ its own; any other name is looked up in the worker's notebook. A function there 
 the student's function (with the item's references blocked) and sends back plain data, which
 is decoded into plain tensors, arrays, numbers and containers (``seqmem.grading.wire``). A
 value becomes its decoded copy; a module becomes this process's own import of the module of that
-name, for the few modules a test may use (``TRUSTED_MODULES``).
+name, for the few modules a test may use (``TRUSTED_MODULES``, bound from the start: a notebook's
+``np = something_else`` does not change what a test cell calls ``np``); nothing is ever imported
+because the worker said so.
 """
 from __future__ import annotations
 
 import builtins
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +36,13 @@ from . import sandbox, wire
 from .guard import ReferenceBlocked
 
 TRUSTED_MODULES = ("math", "itertools", "functools", "collections", "numpy", "torch", "seqmem")
+
+
+def _trusted_modules() -> dict:
+    """The modules a test cell finds whatever the notebook does with the names: this process's own,
+    under their names and the usual aliases (np)."""
+    found = {name: importlib.import_module(name) for name in TRUSTED_MODULES}
+    return {**found, "np": found["numpy"]}
 _REBUILT = {name: getattr(builtins, name) for name in dir(builtins)
             if isinstance(getattr(builtins, name), type) and issubclass(getattr(builtins, name), Exception)
             and name not in ("StopIteration", "StopAsyncIteration")}
@@ -78,6 +88,7 @@ class Worker:
         debug = bool(os.environ.get("SEQMEM_GRADING_DEBUG"))  # the worker's stderr reaches ours
         if debug:
             env["SEQMEM_GRADING_DEBUG"] = "1"
+        env["SEQMEM_GRADING_LIMITS"] = json.dumps(self.limits.rlimits())  # the worker applies them to itself
         cwd = None
         if self.sandboxed:
             argv = sandbox.command(argv, env, self.submission, self.limits)
@@ -86,12 +97,13 @@ class Worker:
             self._scratch = tempfile.TemporaryDirectory(prefix="seqmem-unsandboxed-")
             cwd = env["HOME"] = self._scratch.name
             env["MPLCONFIGDIR"] = env["IPYTHONDIR"] = self._scratch.name
+            env["SEQMEM_GRADING_SUBMISSION"] = self.submission or "/nonexistent"
         self.process = subprocess.Popen(argv, pass_fds=(to_worker, from_worker), env=env, cwd=cwd,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=None if debug else subprocess.DEVNULL, start_new_session=True,
-                                        preexec_fn=lambda: sandbox.set_limits(self.limits))
+                                        stderr=None if debug else subprocess.DEVNULL, start_new_session=True)
         os.close(to_worker)
         os.close(from_worker)
+        os.set_blocking(self._out, False)  # a worker that stops reading cannot block our writes
         self._reader = wire.Reader(self._in)
         try:
             hello = self._next(deadline)
@@ -112,9 +124,12 @@ class Worker:
         """
         self._count += 1
         try:
-            wire.send(self._out, wire.encode({**message, "id": self._count}))
+            wire.send(self._out, wire.encode({**message, "id": self._count}), deadline)
         except wire.Closed:
             raise WorkerFailed(self._ended()) from None
+        except wire.TimedOut:  # it stopped reading: student code broke the worker's loop
+            self.kill()
+            raise WorkerFailed("timed out", timed_out=True) from None
         try:
             return self._answer(deadline)
         except WorkerFailed as failure:
@@ -143,9 +158,9 @@ class Worker:
             raise WorkerFailed("timed out", timed_out=True) from None
         except wire.Closed:
             raise WorkerFailed(self._ended()) from None
-        except wire.WireError as err:
+        except Exception as err:  # WireError, and anything a forged message could still cause
             self.kill()
-            raise WorkerFailed(f"the process running the notebook sent a malformed message ({err})") from None
+            raise WorkerFailed(f"the process running the notebook sent a malformed message ({str(err)[:300]})") from None
         if type(reply) is not dict:
             self.kill()
             raise WorkerFailed("the process running the notebook sent a malformed message")
@@ -232,18 +247,29 @@ class Session:
         self.worker: Worker | None = None
         self.ran: list[tuple[int, str]] = []  # cells that ran to their end (an exception included)
         self.end = time.monotonic() + self.total_timeout
+        self.started = False  # has a worker ever started? (if the first cannot, nothing can be graded)
 
     def _deadline(self, limit: float) -> float:
         return min(time.monotonic() + limit, self.end)
 
-    def _ensure(self) -> Worker:
-        """The live worker, started afresh (and the earlier cells replayed) if there is none."""
+    def ensure(self) -> Worker:
+        """The live worker, started afresh (and the earlier cells replayed) if there is none.
+
+        Raises ``SandboxUnavailable`` when the very first worker cannot start (the sandbox is
+        broken here: nothing could be graded, and zeros would hide it), ``WorkerFailed`` otherwise.
+        """
         if self.worker is not None:
             return self.worker
         if time.monotonic() >= self.end:
             raise WorkerFailed(f"the submission used up its {self.total_timeout:.0f} s", timed_out=True)
         worker = Worker(self.submission, self.limits, self.sandboxed)
-        worker.start(self._deadline(60.0))
+        try:
+            worker.start(self._deadline(60.0))
+        except WorkerFailed as failure:
+            if not self.started:
+                raise sandbox.SandboxUnavailable(f"the sandbox did not start ({failure.reason})") from None
+            raise
+        self.started = True
         self.worker = worker
         for index, source in list(self.ran):
             try:
@@ -252,13 +278,13 @@ class Session:
             except WorkerFailed:  # a cell that ran before and now ends the worker: drop it, go on
                 self.ran.remove((index, source))
                 self.worker = None
-                return self._ensure()
+                return self.ensure()
             if reply.get("interrupted"):  # one that now hangs: dropped too
                 self.ran.remove((index, source))
         return worker
 
     def _request(self, message: dict, deadline: float) -> dict:
-        worker = self._ensure()
+        worker = self.ensure()
         try:
             return worker.request(message, deadline)
         except WorkerFailed:
@@ -321,6 +347,7 @@ def _rebuilt(kind: str, message: str, trace: str) -> Exception:
     """The student's exception, rebuilt here from its type's name and message: Python's own
     exception types as themselves, any other as ``RemoteError``; ``student_traceback`` holds the
     worker's traceback text."""
+    kind, message, trace = kind[:100], message[:2000], trace[:4000]
     if kind == "ReferenceBlocked":
         error: Exception = ReferenceBlocked(message)
     else:
@@ -336,10 +363,10 @@ def _copy_back(original, changed) -> None:
     """Make ``original`` (an argument the check holds) show what the student's function did to its
     copy in the worker: arrays and tensors in place, dicts and lists entry by entry."""
     if isinstance(original, np.ndarray) and type(changed) is np.ndarray:
-        if original.shape == changed.shape and original.flags.writeable:
+        if original.shape == changed.shape and original.flags.writeable and not np.array_equal(original, changed):
             np.copyto(original, changed, casting="unsafe")
     elif isinstance(original, torch.Tensor) and type(changed) is torch.Tensor:
-        if original.shape == changed.shape:
+        if original.shape == changed.shape and not torch.equal(original, changed.to(original.dtype)):
             with torch.no_grad():
                 original.copy_(changed.to(original.dtype))
     elif type(original) is dict and type(changed) is dict:
@@ -399,7 +426,7 @@ class StudentNamespace(dict):
     """Where a test cell runs: its own names, then the notebook's (looked up in the worker)."""
 
     def __init__(self, session: Session):
-        super().__init__(__name__="__main__", __builtins__=builtins)
+        super().__init__(__name__="__main__", __builtins__=builtins, **_trusted_modules())
         self.session = session
 
     def __missing__(self, name: str):
@@ -413,14 +440,11 @@ class StudentNamespace(dict):
         if kind == "callable":
             self[name] = RemoteFunction(self.session, name)
             return self[name]
-        if kind == "module":
-            module = str(found.get("module"))
-            if module.split(".")[0] in TRUSTED_MODULES:
-                try:
-                    self[name] = importlib.import_module(module)
-                    return self[name]
-                except ImportError:
-                    pass
+        if kind == "module":  # only a module this process has already, by its exact name: never an import
+            module = _trusted_modules().get(str(found.get("module")))
+            if module is not None:
+                self[name] = module
+                return module
             return wire.foreign("module")
         if kind == "value":
             return found.get("value")

@@ -17,7 +17,9 @@ Decoding builds exactly these types and nothing else: a tensor comes back as a p
 student's function returns (an object whose ``==`` always says yes, a module, a generator)
 arrives as an instance of ``Foreign`` named after its type, which every type guard refuses with a
 message naming it. Limits on size, depth and count make a malformed or hostile message an error,
-never a crash or a memory blow-up of the trusted process.
+never a crash or a memory blow-up of the trusted process: the JSON part is at most ``MAX_HEAD``
+bytes, the raw part is read once (each array's bytes follow the previous one's, and they cover it
+exactly), and any exception while reading becomes ``WireError``.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 
 MAX_FRAME = 256 << 20  # bytes of one message, JSON and raw parts together
+MAX_HEAD = 8 << 20  # bytes of its JSON part (JSON decodes to many times its size)
 MAX_DEPTH = 16
 MAX_NODES = 100_000
 MAX_STR = 1 << 20
@@ -56,6 +59,7 @@ class Foreign:
 
 
 _FOREIGN_TYPES: dict[str, type] = {}
+MAX_FOREIGN_TYPES = 256  # names remembered; past them every foreign value is an "object"
 
 
 def foreign(type_name: str) -> Foreign:
@@ -63,7 +67,9 @@ def foreign(type_name: str) -> Foreign:
     in a check's message names what the student returned)."""
     name = type_name if type_name.isidentifier() and len(type_name) <= 64 else "object"
     if name not in _FOREIGN_TYPES:
-        _FOREIGN_TYPES[name] = type(name, (Foreign,), {"type_name": name, "__module__": "student"})
+        if len(_FOREIGN_TYPES) >= MAX_FOREIGN_TYPES:
+            name = "object"
+        _FOREIGN_TYPES.setdefault(name, type(name, (Foreign,), {"type_name": name, "__module__": "student"}))
     return _FOREIGN_TYPES[name]()
 
 
@@ -110,7 +116,7 @@ def encode(value) -> bytes:
 
     head = json.dumps(node(value, 0)).encode()
     body = b"".join(raw)
-    if len(head) + len(body) > MAX_FRAME:
+    if len(head) > MAX_HEAD or len(head) + len(body) > MAX_FRAME:
         head, body = json.dumps({"t": "foreign", "type": "too_large"}).encode(), b""
     return struct.pack(">II", len(head), len(body)) + head + body
 
@@ -141,22 +147,25 @@ def decode(frame: bytes):
     n_head, n_body = struct.unpack(">II", frame[:8])
     if 8 + n_head + n_body != len(frame):
         raise WireError("a message whose length does not match its header")
-    try:
-        tree = json.loads(frame[8:8 + n_head].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WireError(f"a message that is not JSON ({err})") from None
+    if n_head > MAX_HEAD:
+        raise WireError(f"a message whose JSON part has {n_head} bytes (the limit is {MAX_HEAD})")
     body = memoryview(frame)[8 + n_head:]
     try:
-        return _value(tree, body, 0, [0])
+        tree = json.loads(frame[8:8 + n_head].decode())
+        cursor = [0, 0]  # the next array's first byte, the number of values read
+        value = _value(tree, body, 0, cursor)
     except WireError:
         raise
-    except (ValueError, TypeError, OverflowError, RecursionError) as err:  # int("x"), bad reshape, ...
-        raise WireError(f"a value that cannot be read ({type(err).__name__}: {str(err)[:200]})") from None
+    except Exception as err:  # bad JSON, deep nesting, int("x"), impossible shapes, ...
+        raise WireError(f"a message that cannot be read ({type(err).__name__}: {str(err)[:200]})") from None
+    if cursor[0] != len(body):
+        raise WireError("a message with raw bytes that no value uses")
+    return value
 
 
 def _value(n, body, depth: int, count: list):
-    count[0] += 1
-    if count[0] > MAX_NODES or depth > MAX_DEPTH:
+    count[1] += 1
+    if count[1] > MAX_NODES or depth > MAX_DEPTH:
         raise WireError("a message nested too deeply or with too many values")
     if type(n) is not dict or type(n.get("t")) is not str:
         raise WireError("a value without its type")
@@ -178,9 +187,9 @@ def _value(n, body, depth: int, count: list):
         return {_typed(k, str): _value(x, body, depth + 1, count)
                 for k, x in (_pair(p) for p in _typed(n.get("items"), list))}
     if t == "tensor":
-        return _tensor(n, body)
+        return _tensor(n, body, count)
     if t == "ndarray":
-        return _ndarray(n, body)
+        return _ndarray(n, body, count)
     if t == "npscalar":
         dtype = _numpy_dtype(n.get("dtype"))
         return dtype.type(complex(_typed(n.get("v"), str)) if dtype.kind == "c" else _float(n.get("v")))
@@ -216,22 +225,24 @@ def _shape(n) -> tuple:
     return tuple(shape)
 
 
-def _raw(n, body, itemsize: int, shape: tuple) -> memoryview:
+def _raw(n, body, itemsize: int, shape: tuple, cursor: list) -> memoryview:
+    """An array's bytes: the ones right after the previous array's, so that each is read once."""
     at, size = n.get("at"), n.get("size")
-    if type(at) is not int or type(size) is not int or at < 0 or at + size > len(body):
-        raise WireError("an array whose bytes lie outside the message")
+    if type(at) is not int or type(size) is not int or at != cursor[0] or at + size > len(body):
+        raise WireError("an array whose bytes lie outside the message or overlap another's")
     if size != itemsize * math.prod(shape):
         raise WireError(f"an array of shape {shape} with {size} bytes")
+    cursor[0] = at + size
     return body[at:at + size]
 
 
-def _tensor(n, body) -> torch.Tensor:
+def _tensor(n, body, cursor: list) -> torch.Tensor:
     dtype = _TORCH_DTYPES.get(n.get("dtype"))
     if dtype is None:
         raise WireError(f"a tensor of unknown dtype {str(n.get('dtype'))[:40]!r}")
     shape = _shape(n)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    data = bytearray(_raw(n, body, itemsize, shape))
+    data = bytearray(_raw(n, body, itemsize, shape, cursor))
     if not data:
         return torch.empty(shape, dtype=dtype)
     return torch.frombuffer(data, dtype=dtype).reshape(shape)
@@ -247,9 +258,9 @@ def _numpy_dtype(name) -> np.dtype:
     return dtype
 
 
-def _ndarray(n, body) -> np.ndarray:
+def _ndarray(n, body, cursor: list) -> np.ndarray:
     dtype, shape = _numpy_dtype(n.get("dtype")), _shape(n)
-    return np.frombuffer(_raw(n, body, dtype.itemsize, shape), dtype=dtype).reshape(shape).copy()
+    return np.frombuffer(_raw(n, body, dtype.itemsize, shape, cursor), dtype=dtype).reshape(shape).copy()
 
 
 # ------------------------------------------------------------------------------ pipes
@@ -262,11 +273,19 @@ class TimedOut(TimeoutError):
     """Nothing complete arrived before the deadline."""
 
 
-def send(fd: int, frame: bytes) -> None:
+def send(fd: int, frame: bytes, deadline: float | None = None) -> None:
+    """Write ``frame`` to ``fd``; with a ``deadline``, ``TimedOut`` if the reader does not take it
+    all by then (``fd`` must then be non-blocking), so that a reader that stops cannot hang us."""
     view = memoryview(frame)
     while view:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([], [fd], [], wait)[1]:
+                raise TimedOut("the other side stopped reading")
         try:
             view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
         except BrokenPipeError:
             raise Closed("the pipe is closed") from None
 

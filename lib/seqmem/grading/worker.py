@@ -22,12 +22,21 @@ Nothing here is trusted: student code runs in this process and may change any of
 make its own answers wrong; the grade is decided by the autograder, which checks every answer.
 Standard input, output and error are /dev/null (error stays open with ``SEQMEM_GRADING_DEBUG`` set,
 for the autograder's developers); what student code prints while a cell runs is
-recorded (up to ``MAX_TEXT`` characters a cell), what it prints during a call is dropped.
+recorded (up to ``MAX_TEXT`` characters and ``MAX_CELL_BYTES`` of outputs a cell), what it prints
+during a call is dropped.
+
+Before any student code runs, the worker puts itself under the rlimits the autograder passes in
+``SEQMEM_GRADING_LIMITS`` (a JSON object) and volunteers to be the first the kernel's OOM killer
+takes. SIGINT interrupts student code only: between requests it is ignored, so an interrupt that
+arrives late cannot end the worker.
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -36,7 +45,11 @@ import types
 
 MAX_TEXT = 1 << 20  # characters of printed text kept per cell
 MAX_OUTPUTS = 200  # outputs kept per cell
+MAX_CELL_BYTES = 4 << 20  # characters of all of a cell's outputs together (a message's JSON part is 8 MiB)
+MAX_VALUE = 1 << 20  # characters of one output's value (an image larger than this is dropped, not cut)
 MAX_TRACEBACK = 4000  # characters of a call's traceback
+LIMITS = {"memory": resource.RLIMIT_AS, "cpu_seconds": resource.RLIMIT_CPU, "processes": resource.RLIMIT_NPROC,
+          "file_size": resource.RLIMIT_FSIZE, "open_files": resource.RLIMIT_NOFILE}
 
 
 class _Sink:
@@ -45,11 +58,19 @@ class _Sink:
     def __init__(self):
         self.outputs: list[dict] = []
         self.text = 0
+        self.size = 0
         self.recording = True
 
     def add(self, output: dict) -> None:
-        if self.recording and len(self.outputs) < MAX_OUTPUTS:
-            self.outputs.append(output)
+        if not self.recording or len(self.outputs) >= MAX_OUTPUTS:
+            return
+        if "data" in output:  # a value too large to send whole is dropped, never cut in the middle
+            output["data"] = {k: v for k, v in output["data"].items() if not (isinstance(v, str) and len(v) > MAX_VALUE)}
+        size = len(str(output))
+        if self.size + size > MAX_CELL_BYTES:
+            return
+        self.size += size
+        self.outputs.append(output)
 
     def write(self, name: str, text: str) -> int:
         if not self.recording or self.text >= MAX_TEXT:
@@ -163,7 +184,8 @@ def _call(namespace: dict, request: dict) -> dict:
     args, kwargs = list(request["args"]), dict(request["kwargs"])
     try:
         with guard.blocked(*guard.references(item), item=item):
-            value = fn(*args, **kwargs)
+            with _interruptible():
+                value = fn(*args, **kwargs)
     except BaseException as err:  # noqa: B036 (student code may raise anything, SystemExit included)
         return {"op": "raised", "type": type(err).__name__, **_describe(err)}
     return {"op": "returned", "value": value, "args": args, "kwargs": kwargs}
@@ -182,32 +204,61 @@ def _describe(err: BaseException) -> dict:
     return {"message": message, "traceback": trace}
 
 
-def _tidy(pid: int, own_namespace: bool) -> None:
+def _ancestors() -> set[int]:
+    """This process and the ones above it (the sandbox's bwrap processes)."""
+    found, pid = set(), os.getpid()
+    while pid > 0 and pid not in found:
+        found.add(pid)
+        try:
+            status = open(f"/proc/{pid}/status").read()
+        except OSError:
+            break
+        pid = int(status.split("PPid:")[1].split()[0])
+    return found
+
+
+def _tidy(pid: int, keep: set[int], own_namespace: bool) -> None:
     """After a cell or a call: a forked copy of this worker ends here (it must not answer), and,
-    in the sandbox's own pid namespace, every process the student's code left behind is killed."""
+    in the sandbox's own pid namespace, every process the student's code left behind is killed
+    (all but this one and those above it)."""
     if os.getpid() != pid:
         os._exit(0)
-    if own_namespace:
-        try:
-            os.kill(-1, signal.SIGKILL)  # all processes of the namespace but this one and its init
-        except OSError:
-            pass
+    if not own_namespace:
+        return
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in keep:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """SIGINT raises KeyboardInterrupt in student code, as in Jupyter; outside it, it is ignored."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def serve(fd_in: int, fd_out: int, own_namespace: bool = False) -> None:
     from seqmem.grading import wire
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sink = _Sink()
     shell = _shell(sink)
     sys.stdout, sys.stderr = _Stream(sink, "stdout"), _Stream(sink, "stderr")
-    pid = os.getpid()
+    pid, keep = os.getpid(), _ancestors()
     wire.send(fd_out, wire.encode({"op": "hello"}))
     while True:
         request = wire.decode(wire.receive(fd_in))
         op = request.get("op")
         if op == "run":
-            sink.outputs, sink.text, sink.recording = [], 0, bool(request["record"])
-            result = shell.run_cell(request["source"], store_history=True)
+            sink.outputs, sink.text, sink.size, sink.recording = [], 0, 0, bool(request["record"])
+            with _interruptible():
+                result = shell.run_cell(request["source"], store_history=True)
             reply = {"op": "ran", "cell": request["cell"], "ok": bool(result.success),
                      "outputs": sink.outputs, "count": shell.execution_count - 1}
         elif op == "lookup":
@@ -217,7 +268,7 @@ def serve(fd_in: int, fd_out: int, own_namespace: bool = False) -> None:
             reply = _call(shell.user_ns, request)
         else:
             return
-        _tidy(pid, own_namespace)
+        _tidy(pid, keep, own_namespace)
         reply["id"] = request.get("id")
         try:
             frame = wire.encode(reply)
@@ -227,10 +278,26 @@ def serve(fd_in: int, fd_out: int, own_namespace: bool = False) -> None:
         wire.send(fd_out, frame)
 
 
+def _limit_myself() -> None:
+    """The autograder's rlimits (clamped to the hard limits this process already has), and the OOM
+    killer's first choice: before any student code runs."""
+    for name, value in json.loads(os.environ.pop("SEQMEM_GRADING_LIMITS", "{}")).items():
+        _, hard = resource.getrlimit(LIMITS[name])
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(LIMITS[name], (value, value))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
 def main(argv: list[str]) -> None:
     fd_in, fd_out = int(argv[1]), int(argv[2])
     _quiet_standard_streams()
-    _copy_submission()
+    _copy_submission(os.environ.pop("SEQMEM_GRADING_SUBMISSION", "/submission"))
+    _limit_myself()
     serve(fd_in, fd_out, own_namespace="--own-pid-namespace" in argv)
 
 
