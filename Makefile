@@ -20,7 +20,7 @@ ASSIGNMENTS := $(notdir $(wildcard solutions/hw*))
 BOOK_KEY = $(shell find lib/seqmem -type f -name '*.py' -print0 | sort -z | \
 	xargs -0 sha256sum requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: book test lab assignments bench book-key clean browser sandbox
+.PHONY: book test lab assignments bench book-key clean browser sandbox fonts
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ $(MATHJAX)/tex-chtml.js: $(STAMP)
 	src=$$($(BIN)/python -c "import mathjax, os; print(os.path.join(os.path.dirname(mathjax.__file__), 'static', 'mathjax', 'es5'))") && \
 	rm -rf $(MATHJAX) && mkdir -p $(MATHJAX) && cp -r "$$src"/tex-chtml.js "$$src"/input "$$src"/output "$$src"/ui "$$src"/a11y $(MATHJAX)/
 
-book: $(STAMP) $(MATHJAX)/tex-chtml.js
+book: $(STAMP) $(MATHJAX)/tex-chtml.js fonts
 	@# The key is taken once, before the build: a library edited during a build re-executes next time.
 	@key=$(BOOK_KEY); if [ -d _build ] && [ "$$(cat _build/.seqmem-key 2>/dev/null)" != "$$key" ]; then \
 		echo "lib/seqmem or the requirements changed: clearing _build to re-execute every chapter"; \
@@ -54,6 +54,13 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium is not installed: the browser tests will be skipped"
 
+# Figures write Chinese (chapter 4's translations): a CJK font for matplotlib, installed here as
+# root on Debian or Ubuntu (fonts-noto-cjk); elsewhere install one of seqmem.viz.CJK_FONTS yourself.
+fonts:
+	@fc-list 2>/dev/null | grep -q "Noto Sans CJK" || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; } || \
+		echo "fonts-noto-cjk is not installed: figures with Chinese text will fail to build"
+
 # Autograding runs student code in a bubblewrap sandbox (lib/seqmem/grading/sandbox.py): installed
 # here as root on Debian or Ubuntu; elsewhere install bubblewrap yourself.
 sandbox:
@@ -61,7 +68,7 @@ sandbox:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
 		echo "bubblewrap is not installed: autograding will refuse to run"
 
-test: $(STAMP) browser sandbox
+test: $(STAMP) browser sandbox fonts
 	$(BIN)/python -m pytest
 
 lab: $(STAMP)

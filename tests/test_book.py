@@ -97,3 +97,15 @@ def test_the_book_never_contains_solutions(built):
     assert not (HTML / "solutions").exists() and not (HTML / "notebooks").exists()
     for line in solution_and_hidden_lines():
         assert line not in html, f"solution or hidden test text in the built book: {line!r}"
+
+
+def test_no_cell_writes_to_stderr(built):
+    """Warnings (a missing glyph, a deprecation, a numerical warning) reach the page as stderr: none may."""
+    import json
+
+    for path in sorted((ROOT / "_build" / "jupyter_execute").rglob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            for out in cell.get("outputs", []):
+                if out.get("name") == "stderr":
+                    text = "".join(out["text"])
+                    raise AssertionError(f"{path.relative_to(ROOT)} wrote to stderr: {text[:500]}")

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_sequence"]
+__all__ = ["plot_history", "plot_sequence", "use_cjk_font", "CJK_FONTS"]
+
+# Fonts with the Chinese characters of the lectures' examples (機器學習, 三千零一十二), best first:
+# Debian's fonts-noto-cjk (which `make book` installs as root), then the usual ones of macOS and Windows.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK JP", "Source Han Sans SC",
+             "WenQuanYi Zen Hei", "PingFang SC", "Heiti SC", "Microsoft YaHei", "SimHei")
 
 
 def _axes(ax, figsize=(6, 3.5)):
@@ -17,6 +22,43 @@ def _axes(ax, figsize=(6, 3.5)):
 
     _, ax = plt.subplots(figsize=figsize)
     return ax
+
+
+def _installed_cjk_font() -> str | None:
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONTS:
+        if name in names:
+            return name
+    return None
+
+
+def use_cjk_font() -> str:
+    """Let every later figure write Chinese: a CJK font after matplotlib's default, per glyph.
+
+    matplotlib (3.6 and later) falls back along ``font.family`` glyph by glyph, so Latin text keeps
+    DejaVu Sans and a character DejaVu lacks comes from the first installed font of ``CJK_FONTS``.
+    A font installed after matplotlib cached its list (``make book`` installs fonts-noto-cjk) is
+    found by scanning the system's font folders once.
+
+    Returns the CJK font's name; raises ``RuntimeError`` naming what to install if there is none
+    (matplotlib would otherwise draw empty boxes and warn about missing glyphs).
+    """
+    import matplotlib
+    from matplotlib import font_manager
+
+    name = _installed_cjk_font()
+    if name is None:
+        for path in font_manager.findSystemFonts():
+            if any(key in path for key in ("CJK", "wqy", "SourceHan", "PingFang", "msyh", "simhei")):
+                font_manager.fontManager.addfont(path)
+        name = _installed_cjk_font()
+    if name is None:
+        raise RuntimeError("no font with Chinese characters is installed; install one of "
+                           f"{', '.join(CJK_FONTS)} (Debian/Ubuntu: apt-get install fonts-noto-cjk)")
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", name]
+    return name
 
 
 def plot_history(history, ax=None, label: str | None = None, window: int = 20, logy: bool = False):
