@@ -1,4 +1,4 @@
-"""How well a model does: accuracy, span F1, perplexity, and the edit distance of transcriptions.
+"""How well a model does: accuracy, span F1, perplexity, edit distance, and BLEU.
 
 - ``accuracy(scores, targets, mask)``: the fraction of labelled steps (or examples) predicted
   right, the steps labelled ``IGNORE_INDEX`` (padding, unlabelled steps) left out.
@@ -8,6 +8,11 @@
   language model is by a held-out text, read in chunks with the state carried through; a model
   that knows nothing (uniform over V tokens) has perplexity V, log2(V) bits per character.
 - ``edit_distance`` and ``label_error_rate``: of transcriptions against references (CTC, chapter 3).
+- ``exact_match``, ``token_accuracy`` and ``corpus_bleu``: of decoded sequences against references
+  (sequence to sequence, chapter 4). BLEU is written from its definition (Papineni et al. 2002):
+  ``ngram_counts``, the clipped ``modified_precision``, the ``brevity_penalty``; tested equal to
+  sacrebleu's ``corpus_bleu`` with ``tokenize="none"``. Sequences here are lists of tokens (any
+  hashable values: words, characters, ids), such as ``vocab.decode(strip_special(ids))`` gives.
 
 ``span_scores`` counts a predicted span correct only if a gold span has the same type,
 start and end (CoNLL's exact match): precision = correct / predicted, recall = correct / gold,
@@ -18,17 +23,19 @@ Dimensions: B batch, T time, C classes, N tokens of a text.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .core import IGNORE_INDEX
+from .core import IGNORE_INDEX, check_positive_int
 from .tagging import spans_from_tags
 
 __all__ = ["accuracy", "Scores", "span_scores", "perplexity", "bits_per_char", "perplexity_of",
-           "edit_distance", "label_error_rate"]
+           "edit_distance", "label_error_rate", "exact_match", "token_accuracy", "ngram_counts",
+           "modified_precision", "brevity_penalty", "corpus_bleu"]
 
 
 def accuracy(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> float:
@@ -189,3 +196,140 @@ def label_error_rate(hypotheses: Sequence[Sequence], references: Sequence[Sequen
     if total == 0:
         raise ValueError("the references are all empty: the label error rate is undefined")
     return sum(edit_distance(h, r) for h, r in zip(hypotheses, references)) / total
+
+
+# ------------------------------------------------------------------ sequence to sequence
+
+
+def _check_corpus(hypotheses: Sequence, references: Sequence) -> None:
+    if len(hypotheses) != len(references):
+        raise ValueError(f"need one reference per hypothesis, got {len(hypotheses)} hypotheses and "
+                         f"{len(references)} references")
+    if len(hypotheses) == 0:
+        raise ValueError("need at least one hypothesis and reference, got none")
+
+
+def exact_match(hypotheses: Sequence[Sequence], references: Sequence[Sequence]) -> float:
+    """The fraction of hypotheses equal to their reference, token for token (lengths included)."""
+    _check_corpus(hypotheses, references)
+    return sum(list(h) == list(r) for h, r in zip(hypotheses, references)) / len(references)
+
+
+def token_accuracy(hypotheses: Sequence[Sequence], references: Sequence[Sequence]) -> float:
+    """Position-wise accuracy of hypotheses against references, lengths counted.
+
+    Over every sentence pair, position t is right when both have a token there and the tokens are
+    equal; a position that only one of them has (a missing token of a short hypothesis, an extra
+    token of a long one) is wrong. So the score is
+
+        sum_b #{t : h_b[t] == r_b[t]} / sum_b max(len h_b, len r_b),
+
+    which for hypotheses of the references' lengths is the fraction of reference tokens predicted
+    right. One token shifted counts every later position wrong; ``edit_distance`` forgives shifts.
+    """
+    _check_corpus(hypotheses, references)
+    right = sum(sum(x == y for x, y in zip(h, r)) for h, r in zip(hypotheses, references))
+    positions = sum(max(len(h), len(r)) for h, r in zip(hypotheses, references))
+    if positions == 0:
+        raise ValueError("every hypothesis and reference is empty: token accuracy is undefined")
+    return right / positions
+
+
+# BLEU (Papineni et al. 2002): a corpus's modified n-gram precisions p_1 ... p_N, combined by a
+# geometric mean and scaled by a brevity penalty,
+#
+#     BLEU = BP * exp(sum_n w_n log p_n),   w_n = 1 / N,   BP = 1 if c > r else exp(1 - r / c),
+#
+# c the total hypothesis length, r the sum over sentences of the reference length closest to the
+# hypothesis's. Counted over the whole corpus, not averaged over sentences.
+
+
+def ngram_counts(tokens: Sequence, n: int) -> Counter:
+    """How often each n-gram (a tuple of n tokens) occurs in ``tokens``; empty if len < n."""
+    check_positive_int("n", n)
+    tokens = list(tokens)
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _reference_list(reference: Sequence) -> list[list]:
+    """One reference (a sequence of tokens) or several (a non-empty list of lists) -> a list of them.
+
+    Tokens are hashable, so a list can never be a token: a list of lists is several references."""
+    if isinstance(reference, list) and reference and all(isinstance(r, list) for r in reference):
+        return reference
+    return [list(reference)]
+
+
+def _clipped_counts(hypothesis: Sequence, references: list[list], n: int) -> tuple[int, int]:
+    """Paper section 2.1.1: each n-gram of the hypothesis counts at most as often as it occurs in
+    the reference that has it most often."""
+    hyp = ngram_counts(hypothesis, n)
+    most = Counter()
+    for ref in references:
+        most |= ngram_counts(ref, n)  # | keeps the larger count of each n-gram
+    return sum(min(count, most[g]) for g, count in hyp.items()), sum(hyp.values())
+
+
+def modified_precision(hypotheses: Sequence[Sequence], references: Sequence, n: int) -> tuple[int, int]:
+    """The corpus's modified n-gram precision p_n as its two counts: (clipped matches, total).
+
+    p_n = sum over sentences of the clipped n-gram matches / sum of the hypotheses' n-gram counts
+    (Papineni et al. 2002, equation 1). Each reference is a sequence of tokens, or a list of such
+    lists for several references of one hypothesis. The total is 0 when no hypothesis is n tokens
+    long.
+    """
+    _check_corpus(hypotheses, references)
+    counts = [_clipped_counts(h, _reference_list(r), n) for h, r in zip(hypotheses, references)]
+    return sum(m for m, _ in counts), sum(t for _, t in counts)
+
+
+def brevity_penalty(c: int, r: int) -> float:
+    """BP = 1 if c > r else exp(1 - r / c): c the hypotheses' total length, r the effective
+    reference length. An empty output (c = 0) gets 0; 1 when c = r."""
+    if c < 0 or r < 0:
+        raise ValueError(f"lengths must be non-negative, got c={c}, r={r}")
+    if c >= r:
+        return 1.0
+    return math.exp(1 - r / c) if c > 0 else 0.0
+
+
+def _closest_length(hyp_len: int, references: list[list]) -> int:
+    """The reference length closest to the hypothesis's; of two as close, the shorter (as sacrebleu)."""
+    return min((abs(len(ref) - hyp_len), len(ref)) for ref in references)[1]
+
+
+def corpus_bleu(hypotheses: Sequence[Sequence], references: Sequence, max_n: int = 4,
+                smooth: str = "exp") -> float:
+    """Corpus BLEU on the 0-100 scale, as ``sacrebleu.corpus_bleu(..., tokenize="none")`` gives it.
+
+    Args:
+        hypotheses: B token sequences (tokens are any hashable values, compared as they are).
+        references: B references, each a token sequence or a list of token lists (several
+            references: an n-gram is clipped by its largest count in any of them).
+        max_n: N, the longest n-gram; the weights are uniform, w_n = 1 / N.
+        smooth: "exp" (sacrebleu's default, NIST's mteval-v13a): the k-th order with no match
+            gets precision 1 / (2^k * total) instead of 0; "none": a zero precision gives BLEU 0.
+
+    Returns 0 when no n-gram of any order matches, or when some order has no n-grams at all
+    (every hypothesis shorter than N), both as sacrebleu does.
+    """
+    if smooth not in ("exp", "none"):
+        raise ValueError(f"smooth must be 'exp' or 'none', got {smooth!r}")
+    check_positive_int("max_n", max_n)
+    _check_corpus(hypotheses, references)
+    refs = [_reference_list(r) for r in references]
+    c = sum(len(h) for h in hypotheses)
+    r = sum(_closest_length(len(h), rs) for h, rs in zip(hypotheses, refs))
+    counts = [modified_precision(hypotheses, references, n) for n in range(1, max_n + 1)]
+    if not any(m for m, _ in counts) or not all(t for _, t in counts):
+        return 0.0
+    log_p, zeros = [], 0
+    for matches, total in counts:
+        if matches == 0:
+            if smooth == "none":
+                return 0.0
+            zeros += 1
+            log_p.append(-math.log(2 ** zeros * total))  # smoothed p_n = 1 / (2^k total)
+        else:
+            log_p.append(math.log(matches / total))
+    return 100.0 * brevity_penalty(c, r) * math.exp(sum(log_p) / max_n)

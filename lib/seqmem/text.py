@@ -18,7 +18,13 @@ An RNN reads vectors, so each word (or character) of a sentence must become one.
 Sentences differ in length; a batch holds them side by side. ``pad`` puts B sequences of ids in
 one (B, T) tensor, T the longest, with their lengths and the mask of the real (unpadded) steps.
 
-Dimensions: B batch, T tokens (time), N words, V vocabulary size, F hashed features.
+Sequence to sequence (chapter 4) pairs a source with a target. ``seq2seq_vocab`` reserves the
+decoder's special tokens (PAD id 0, BOS id 1, EOS id 2); ``encode_pairs`` pads a batch of pairs
+into ``Pairs`` (the target ending with EOS), and ``strip_special`` cuts a decoder's output at its
+first EOS.
+
+Dimensions: B batch, T tokens (time; the target's length in a pair), S the source's length, N words,
+V vocabulary size, F hashed features.
 """
 from __future__ import annotations
 
@@ -31,7 +37,9 @@ from torch.nn import functional as F
 
 from .core import check_positive_int
 
-__all__ = ["one_hot", "Vocab", "letter_trigrams", "TrigramHasher", "OTHER", "Padded", "pad"]
+__all__ = ["one_hot", "Vocab", "letter_trigrams", "TrigramHasher", "OTHER", "Padded", "pad",
+           "PAD", "BOS", "EOS", "PAD_ID", "BOS_ID", "EOS_ID", "seq2seq_vocab", "Pairs", "encode_pairs",
+           "strip_special"]
 
 #: The name of the lecture's "other" entry, for tokens outside the vocabulary.
 OTHER = "<other>"
@@ -253,3 +261,92 @@ def pad(sequences: Sequence, padding_value: int = 0, device=None) -> Padded:
     ids = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=padding_value)  # (B, T)
     mask = torch.arange(ids.shape[1]) < lengths[:, None]  # (B, T)
     return Padded(ids.to(device), lengths.to(device), mask.to(device))
+
+
+# ----------------------------------------------------------------------------------------------
+# Sequence to sequence (chapter 4): pairs of token sequences, with the decoder's special tokens
+
+#: The special tokens of a sequence-to-sequence vocabulary: padding, begin and end of sequence.
+PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+#: Their ids in every ``seq2seq_vocab``: the first three, in this order.
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+_SPECIALS = [PAD, BOS, EOS]
+
+
+def seq2seq_vocab(tokens: Iterable) -> Vocab:
+    """A closed vocabulary for an encoder or a decoder: PAD (id 0), BOS (1), EOS (2), then ``tokens``.
+
+    Closed (no "other"): every task of chapter 4 knows its tokens in advance, so an unknown token
+    is a bug and raises a ``KeyError`` when encoded.
+    """
+    tokens = list(tokens)
+    clash = [t for t in tokens if t in _SPECIALS]
+    if clash:
+        raise ValueError(f"tokens must not include the special tokens {_SPECIALS}, got {clash[:3]!r}")
+    return Vocab([*_SPECIALS, *tokens], other=None)
+
+
+def _check_seq2seq_vocab(name: str, vocab) -> None:
+    if not isinstance(vocab, Vocab) or vocab.tokens[:3] != _SPECIALS:
+        got = vocab.tokens[:3] if isinstance(vocab, Vocab) else type(vocab).__name__
+        raise ValueError(f"{name} must be a seq2seq_vocab (first tokens {_SPECIALS}), got {got!r}")
+
+
+class Pairs(NamedTuple):
+    """A batch of B source-target pairs, encoded and padded with ``PAD_ID`` (0).
+
+    ``source`` (B, S) holds the source tokens only; ``target`` (B, T) the target tokens and then
+    EOS, so that a decoder learns to stop. Neither starts with BOS: a decoder prepends it to its
+    own input (teacher forcing shifts the target right by one step). The texts are the pairs as
+    strings, for display and for the metrics.
+    """
+
+    source: Padded
+    target: Padded
+    source_text: list[str]
+    target_text: list[str]
+
+
+def encode_pairs(pairs: Sequence[tuple[Sequence, Sequence]], source_vocab: Vocab, target_vocab: Vocab,
+                 source_text: list[str] | None = None, target_text: list[str] | None = None,
+                 device=None) -> Pairs:
+    """Encode B (source tokens, target tokens) pairs into a ``Pairs`` batch.
+
+    The source gets nothing appended (its length says where it ends); the target gets EOS. Both
+    vocabularies must be ``seq2seq_vocab``s, so that id 0 is the padding of either.
+
+    Args:
+        pairs: B pairs of token sequences (a string is a sequence of characters).
+        source_text, target_text: the B strings shown for each side; by default the tokens joined
+            with spaces.
+
+    Returns:
+        ``Pairs``: source ids (B, S), target ids (B, T) with T - 1 the longest target, on ``device``.
+    """
+    _check_seq2seq_vocab("source_vocab", source_vocab)
+    _check_seq2seq_vocab("target_vocab", target_vocab)
+    pairs = list(pairs)
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise ValueError(f"pairs must be a non-empty list of (source, target) pairs, got {len(pairs)} items")
+    sources = [source_vocab.encode(s) for s, _ in pairs]  # B of (S_b,)
+    targets = [torch.cat([target_vocab.encode(t), torch.tensor([EOS_ID])]) for _, t in pairs]  # B of (T_b,)
+    source_text = [" ".join(map(str, s)) for s, _ in pairs] if source_text is None else list(source_text)
+    target_text = [" ".join(map(str, t)) for _, t in pairs] if target_text is None else list(target_text)
+    if len(source_text) != len(pairs) or len(target_text) != len(pairs):
+        raise ValueError(f"need one text per pair ({len(pairs)}), got {len(source_text)} source and "
+                         f"{len(target_text)} target texts")
+    return Pairs(pad(sources, PAD_ID, device), pad(targets, PAD_ID, device), source_text, target_text)
+
+
+def strip_special(ids: torch.Tensor | Sequence[int]) -> list[int]:
+    """The token ids of one decoded sequence (T,): cut at the first EOS, PAD and BOS dropped.
+
+    A decoder writes up to a maximum length and may go on after EOS; what counts is what comes
+    before it. ``vocab.decode(strip_special(ids))`` gives the tokens.
+    """
+    ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+    if any(isinstance(i, list) for i in ids):
+        raise ValueError(f"strip_special takes one sequence of ids (T,), got nested lists of length {len(ids)}")
+    if EOS_ID in ids:
+        ids = ids[: ids.index(EOS_ID)]
+    return [i for i in ids if i not in (PAD_ID, BOS_ID)]

@@ -5,29 +5,41 @@ data, and returns batch-first tensors (B, T, ...) on the ``device`` asked for (d
 generator's device, then moved: the same seed gives the same data everywhere).
 
 - ``seqmem.tasks.algorithmic``: the adding problem, copy, parity, delayed echo, future tagging,
-  number to bits, collapsing runs (chapters 1 and 2).
+  number to bits, collapsing runs (chapters 1 and 2); copying and reversing letter strings as
+  source-target pairs (chapter 4).
 - ``seqmem.tasks.counting``: the lecture's counting memory, its slide and its hand-built LSTM cell.
 - ``seqmem.tasks.language``: slot filling, named entities (BIO), sentiment with negation.
-- ``seqmem.tasks.digits``: strips of handwritten digits, for CTC (chapter 3).
+- ``seqmem.tasks.digits``: strips of handwritten digits, for CTC (chapter 3); digit images
+  captioned with the digits' words (chapter 4).
+- ``seqmem.tasks.translation``: numbers from English words to Chinese numerals, dates from five
+  human styles to ISO 8601 (chapter 4), each with a fixed held-out split.
+
+The sequence-to-sequence tasks of chapter 4 return ``seqmem.text.Pairs`` (``digit_captions``:
+``Captions``): padded source and target ids, the target ending with EOS, and the texts; each task's
+vocabularies come from a function (``symbol_vocab``, ``number_vocabs``, ``date_vocabs``,
+``caption_vocab``), so a model can be built before any data are drawn.
 
 Everything is also importable from ``seqmem.tasks`` itself. Later chapters add their kinds
 (geometry, bAbI, tables) as modules of their own.
 """
 from ..core import IGNORE_INDEX
-from . import algorithmic, counting, digits, language
-from .algorithmic import (adding_problem, collapse_runs, copy_task, delayed_echo, future_tagging, number_to_bits,
-                          parity)
+from . import algorithmic, counting, digits, language, translation
+from .algorithmic import (adding_problem, collapse_runs, copy_task, copy_tokens, delayed_echo, future_tagging,
+                          number_to_bits, parity, reverse_tokens, symbol_vocab)
 from .counting import (SLIDE_INPUTS, SLIDE_MEMORY, SLIDE_OUTPUTS, counting_cell, counting_cell_weights,
                        counting_memory, counting_targets)
-from .digits import digit_images, digit_strips
+from .digits import Captions, caption_vocab, digit_captions, digit_images, digit_strips
 from .language import (HELDOUT_NAMES, LOCATIONS, NEGATIVE, NER_TAGS, NER_TEMPLATES, ORGANISATIONS, PERSONS_FIRST,
                        PERSONS_LAST, POSITIVE, SLOT_CITIES, SLOT_LABELS, ner_sentences, sentiment_sentences,
                        slot_filling, slot_vocab)
+from .translation import (DATE_STYLES, chinese_numeral, date_normalisation, date_split, date_text, date_vocabs,
+                          number_split, number_translation, number_vocabs, number_words)
 
 __all__ = [
-    "IGNORE_INDEX", "algorithmic", "counting", "digits", "language",
+    "IGNORE_INDEX", "algorithmic", "counting", "digits", "language", "translation",
     # algorithmic
     "adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "number_to_bits", "collapse_runs",
+    "copy_tokens", "reverse_tokens", "symbol_vocab",
     # the lecture's counting memory
     "counting_targets", "counting_memory", "SLIDE_INPUTS", "SLIDE_MEMORY", "SLIDE_OUTPUTS",
     "counting_cell_weights", "counting_cell",
@@ -36,5 +48,8 @@ __all__ = [
     "PERSONS_FIRST", "PERSONS_LAST", "LOCATIONS", "ORGANISATIONS", "HELDOUT_NAMES",
     "sentiment_sentences", "POSITIVE", "NEGATIVE",
     # digits
-    "digit_images", "digit_strips",
+    "digit_images", "digit_strips", "digit_captions", "caption_vocab", "Captions",
+    # translation
+    "number_words", "chinese_numeral", "number_vocabs", "number_split", "number_translation",
+    "DATE_STYLES", "date_text", "date_vocabs", "date_split", "date_normalisation",
 ]

@@ -10,16 +10,23 @@ y as each task documents.
   bidirectional RNN).
 - The shapes of sequence problems (chapter 1): ``number_to_bits`` (one to many) and
   ``collapse_runs`` (many to many, the output shorter).
+- Sequence to sequence (chapter 4): ``copy_tokens`` and ``reverse_tokens`` return ``Pairs`` of
+  letter strings of varying lengths (ids of ``symbol_vocab(n_symbols)``), the target ending
+  with EOS.
 """
 from __future__ import annotations
+
+import functools
+import string
 
 import torch
 
 from ..core import IGNORE_INDEX
+from ..text import Pairs, Vocab, encode_pairs, seq2seq_vocab
 from ._common import check_sizes, gen_device
 
 __all__ = ["adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "number_to_bits",
-           "collapse_runs"]
+           "collapse_runs", "symbol_vocab", "copy_tokens", "reverse_tokens"]
 
 
 def adding_problem(batch_size: int, T: int, generator: torch.Generator | None = None, device=None):
@@ -187,3 +194,63 @@ def collapse_runs(batch_size: int, n_runs: int = 3, max_run: int = 3, n_symbols:
     x[:, :T_in, :n_symbols] = torch.nn.functional.one_hot(frames, n_symbols).float() * (run < n_runs)[..., None]
     x[:, T_in:, n_symbols] = 1.0  # "write now"
     return x.to(device or gdev), symbols.to(device or gdev)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sequence to sequence (chapter 4): a source of any length in, a target of its own length out
+
+
+@functools.lru_cache(maxsize=None)
+def symbol_vocab(n_symbols: int = 10) -> Vocab:
+    """The vocabulary of ``copy_tokens`` and ``reverse_tokens``: PAD, BOS, EOS, then the letters
+    "a", "b", ... (``n_symbols`` of them, at most 26), so symbol k has id k + 3."""
+    check_sizes(n_symbols=n_symbols)
+    if n_symbols > 26:
+        raise ValueError(f"symbols are the letters a-z, so n_symbols must be at most 26, got {n_symbols}")
+    return seq2seq_vocab(string.ascii_lowercase[:n_symbols])
+
+
+def _symbol_pairs(batch_size: int, length: tuple[int, int], n_symbols: int, generator, device,
+                  reverse: bool) -> Pairs:
+    """B random letter strings of lengths in [lo, hi], paired with themselves or their reverse."""
+    check_sizes(batch_size=batch_size)
+    vocab = symbol_vocab(n_symbols)
+    lo, hi = length
+    if not isinstance(lo, int) or not isinstance(hi, int) or not 1 <= lo <= hi:
+        raise ValueError(f"length must be a pair of ints (lo, hi) with 1 <= lo <= hi, got {length!r}")
+    gdev = gen_device(generator)
+    lengths = torch.randint(lo, hi + 1, (batch_size,), generator=generator, device=gdev).tolist()  # (B,)
+    symbols = torch.randint(n_symbols, (batch_size, hi), generator=generator, device=gdev).tolist()  # (B, hi)
+    sources = ["".join(string.ascii_lowercase[k] for k in row[:n]) for row, n in zip(symbols, lengths)]
+    targets = [s[::-1] if reverse else s for s in sources]
+    return encode_pairs(list(zip(sources, targets)), vocab, vocab, sources, targets, device or gdev)
+
+
+def copy_tokens(batch_size: int, length: tuple[int, int] = (1, 10), n_symbols: int = 10,
+                generator: torch.Generator | None = None, device=None) -> Pairs:
+    """Copy, as sequence to sequence: read a string of letters, write it again, then EOS.
+
+    The smallest check that an encoder-decoder works at all (the Annotated Transformer's first
+    task). Lengths are uniform in [length[0], length[1]], letters uniform among the first
+    ``n_symbols`` of a-z; tokens are ids of ``symbol_vocab(n_symbols)``, texts the letter strings
+    ("cab").
+
+    Returns:
+        ``Pairs``: source (B, S), S = the longest length; target (B, S + 1), the source and EOS.
+    """
+    return _symbol_pairs(batch_size, length, n_symbols, generator, device, reverse=False)
+
+
+def reverse_tokens(batch_size: int, length: tuple[int, int] = (1, 10), n_symbols: int = 10,
+                   generator: torch.Generator | None = None, device=None) -> Pairs:
+    """Reverse a string of letters: source "cab", target "bac" and EOS.
+
+    The mirror of ``copy_tokens``: the first target token is the source token read last, so the
+    first steps of decoding lean on what the encoder saw most recently, where in copying they lean
+    on what it saw first (Sutskever et al. 2014 reversed their source sentences for this reason).
+    Drawn and encoded as ``copy_tokens`` (the same seed gives the same sources).
+
+    Returns:
+        ``Pairs``: source (B, S); target (B, S + 1), the reversed source and EOS.
+    """
+    return _symbol_pairs(batch_size, length, n_symbols, generator, device, reverse=True)
