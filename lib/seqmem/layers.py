@@ -14,6 +14,8 @@ Three pieces, from the loop to the drop-in layers:
 
 - ``run_stacked(cells, x, states)`` is the loop over a batch-first sequence x (B, T, I): L * D cells,
   layer-major (layer 0 forward, layer 0 backward, layer 1 forward, ...), as torch orders ``h_n``.
+  A padded batch carries its ``lengths`` (B,): the forward state stops at each sequence's true
+  end, the backward direction starts there, so each sequence gets what it would get alone.
 - ``Stacked(cell_factory, ...)`` is a module holding one cell per layer and direction: any cell that
   keeps the contract runs stacked and bidirectional, batch first.
 - ``RecurrentLayer`` is what ``seqmem.RNN``, ``LSTM`` and ``GRU`` share, as torch's ``RNNBase``:

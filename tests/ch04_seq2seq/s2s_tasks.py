@@ -43,5 +43,5 @@ def exact_match(model, n=500, seed=123, decode=None):
     source, target = reversal(torch.Generator().manual_seed(seed), n)
     decode = decode or (lambda m, ids, lengths: seqmem.greedy(m, ids, lengths, max_len=10))
     outputs = decode(model, source.ids, source.lengths)
-    truth = [row[:n - 1] for row, n in zip(target.ids.tolist(), target.lengths.tolist())]
+    truth = [row[:m - 1] for row, m in zip(target.ids.tolist(), target.lengths.tolist())]  # without <eos>
     return sum(o == t for o, t in zip(outputs, truth)) / len(truth)
