@@ -202,8 +202,58 @@ def test_layers_refuse_a_dtype_other_than_their_parameters(kind):
         module(torch.randn(5, 2, 3), hx)
 
 
+# -- packed sequences: torch's way of passing a padded batch ------------------------------------------
+
+PACKED_CONFIGS = [dict(), dict(num_layers=2, bidirectional=True), dict(bidirectional=True, batch_first=True)]
+PACKED_CASES = [(kind, cfg) for kind in KINDS for cfg in PACKED_CONFIGS]
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "scratch"])
+@pytest.mark.parametrize("kind,cfg", PACKED_CASES, ids=[f"{k}-{_name(c)}" for k, c in PACKED_CASES])
+def test_packed_input_matches_torch(kind, cfg, fused, dev):
+    """Unsorted lengths (enforce_sorted=False), an initial state given: the packed output, the final
+    state at each sequence's true end, and every gradient are torch's."""
+    ref, ours = _pair(kind, cfg, dev, fused)
+    LD = cfg.get("num_layers", 1) * (2 if cfg.get("bidirectional") else 1)
+    lengths = torch.tensor([3, 7, 1, 5])  # unsorted: the packed order differs from the batch's
+    results = []
+    for module in (ref, ours):
+        g = torch.Generator().manual_seed(1)
+        x, hx = randn(g, 4, 7, I, dev=dev), _state(kind, g, LD, 4, dev)  # x: (B, T, I)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, state = module(packed, hx)
+        assert isinstance(out, torch.nn.utils.rnn.PackedSequence)
+        y, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # (B, T, D * H)
+        w = torch.randn(y.shape, generator=g, dtype=torch.float64).to(dev)
+        loss = (y * w).sum() + sum(p.pow(k + 2).sum() for k, p in enumerate(_parts(state)))
+        loss.backward()
+        results.append([y, out.batch_sizes, *_parts(state), *grads(module, x, *_parts(hx))])
+    for a, b in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "scratch"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_packed_sequence_is_refused_clearly(kind):
-    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(5, 2, 3), [5, 3])
-    with pytest.raises(TypeError, match="takes padded tensors, not a PackedSequence"):
-        KINDS[kind][1](3, 5)(packed)
+def test_packed_input_gives_each_sequence_what_it_gets_alone(kind, fused):
+    """Without an initial state: the final state of each sequence of a packed batch is the one it
+    gets run alone, for both directions of both layers."""
+    torch.manual_seed(4)
+    layer = KINDS[kind][1](I, H, num_layers=2, bidirectional=True, batch_first=True, fused=fused).double()
+    lengths = torch.tensor([2, 6, 4])
+    x = torch.randn(3, 6, I, dtype=torch.float64)
+    out, state = layer(torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    y, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+    for b, n in enumerate(lengths.tolist()):
+        y_b, state_b = layer(x[b:b + 1, :n])
+        torch.testing.assert_close(y[b:b + 1, :n], y_b)
+        assert not y[b, n:].any()  # pad_packed_sequence's zeros after the end
+        for part, part_b in zip(_parts(state), _parts(state_b)):
+            torch.testing.assert_close(part[:, b:b + 1], part_b)
+
+
+def test_packed_input_checks_its_data():
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(5, 2, 4), [5, 3])
+    with pytest.raises(ValueError, match=r"PackedSequence's data must have shape \(N, input_size=3\), got \(8, 4\)"):
+        seqmem.GRU(3, 5)(packed)
+    with pytest.raises(ValueError, match="hx must have shape"):
+        seqmem.GRU(4, 5)(packed, torch.zeros(1, 3, 5))

@@ -47,6 +47,12 @@ from .lstm import LSTM, FGRState, LSTMCell, LSTMState, init_forget_bias_
 from .gru import GRU, GRUCell
 from .relatives import NestedLSTMCell, NestedLSTMState, SCRNCell, SCRNState
 
+# Chapter 4: sequence to sequence
+from . import seq2seq, decoding
+from .seq2seq import (Bridge, Decoder, Encoder, ScheduledSampling, Seq2Seq, Seq2SeqState, exponential_schedule,
+                      inverse_sigmoid_schedule, linear_schedule, seq2seq_loss)
+from .decoding import BeamStep, Hypothesis, beam_hypotheses, beam_search, beam_step, greedy
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -65,6 +71,10 @@ __all__ = [
     "lstm", "gru", "relatives", "ctc", "tagging",
     "LSTMState", "FGRState", "LSTMCell", "LSTM", "init_forget_bias_", "GRUCell", "GRU",
     "NestedLSTMCell", "NestedLSTMState", "SCRNCell", "SCRNState",
+    # chapter 4
+    "seq2seq", "decoding", "Encoder", "Decoder", "Bridge", "Seq2Seq", "Seq2SeqState", "seq2seq_loss",
+    "ScheduledSampling", "inverse_sigmoid_schedule", "linear_schedule", "exponential_schedule",
+    "greedy", "beam_search", "beam_hypotheses", "beam_step", "BeamStep", "Hypothesis",
     # every chapter
     "tasks", "viz", "grading",
 ]

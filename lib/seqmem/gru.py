@@ -119,7 +119,8 @@ class GRU(RecurrentLayer):
     through ``seqmem.layers.run_stacked``.
 
     Shape:
-        input: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched.
+        input: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched, or a
+        ``PackedSequence`` (then the output is packed, the final state at each true end).
         hx: (L * D, B, H) or (L * D, H) unbatched; zeros when omitted.
         returns output (T, B, D * H) (batch first if asked) and h_n (L * D, B, H).
     """
@@ -141,8 +142,8 @@ class GRU(RecurrentLayer):
     def _can_fuse(self) -> bool:
         return self.reset_after
 
-    def _forward_fused(self, x, parts):
-        output, h_n = self._run_kernel(torch._VF.gru, x, parts[0])
+    def _forward_fused(self, x, parts, batch_sizes=None):
+        output, h_n = self._run_kernel(torch._VF.gru, x, parts[0], batch_sizes)
         return output, (h_n,)
 
     def extra_repr(self) -> str:

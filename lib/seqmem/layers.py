@@ -14,6 +14,8 @@ Three pieces, from the loop to the drop-in layers:
 
 - ``run_stacked(cells, x, states)`` is the loop over a batch-first sequence x (B, T, I): L * D cells,
   layer-major (layer 0 forward, layer 0 backward, layer 1 forward, ...), as torch orders ``h_n``.
+  A padded batch carries its ``lengths`` (B,): the forward state stops at each sequence's true
+  end, the backward direction starts there, so each sequence gets what it would get alone.
 - ``Stacked(cell_factory, ...)`` is a module holding one cell per layer and direction: any cell that
   keeps the contract runs stacked and bidirectional, batch first.
 - ``RecurrentLayer`` is what ``seqmem.RNN``, ``LSTM`` and ``GRU`` share, as torch's ``RNNBase``:
@@ -32,11 +34,12 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .cell import check_like, check_positive_int
-from .core import unroll
+from .core import map_state, unroll
 
-__all__ = ["run_stacked", "Stacked", "BoundCell", "RecurrentLayer"]
+__all__ = ["run_stacked", "length_mask", "reverse_within", "Stacked", "BoundCell", "RecurrentLayer"]
 
 
 def check_dropout(dropout) -> float:
@@ -53,7 +56,8 @@ def init_uniform(module: nn.Module, hidden_size: int) -> None:
 
 
 def run_stacked(cells: Sequence[Callable], x: torch.Tensor, states: Sequence | None = None,
-                bidirectional: bool = False, dropout: float = 0.0, training: bool = False):
+                bidirectional: bool = False, dropout: float = 0.0, training: bool = False,
+                lengths: torch.Tensor | None = None):
     """Run L * D cells over a sequence: the loop every stacked, bidirectional layer shares.
 
     Args:
@@ -62,6 +66,11 @@ def run_stacked(cells: Sequence[Callable], x: torch.Tensor, states: Sequence | N
         x: (B, T, I) the input, batch first.
         states: L * D initial states in the same order, or ``None`` (each ``cell.initial_state(B)``).
         dropout: applied to the outputs of every layer but the last, when ``training``.
+        lengths: (B,) ints in [0, T], each sequence's true length in a padded batch, or ``None``
+            (every sequence has T steps). With lengths, padding never enters a state: the
+            forward cell's state stops changing after step ``lengths[b] - 1``, the backward cell
+            reads each sequence reversed within its length (it starts at the true end), and the
+            outputs at padded steps are 0. Each sequence gets what it would get alone.
 
     Returns:
         ``(output, finals)``: output (B, T, D * H) of the last layer, and the list of the L * D final
@@ -72,20 +81,68 @@ def run_stacked(cells: Sequence[Callable], x: torch.Tensor, states: Sequence | N
         raise ValueError(f"run_stacked needs a positive multiple of {D} cells, got {len(cells)}")
     if states is not None and len(states) != len(cells):
         raise ValueError(f"states must hold one state per cell ({len(cells)}), got {len(states)}")
+    mask = None if lengths is None else length_mask(lengths, x.shape[0], x.shape[1], x.device)
     L = len(cells) // D
     finals = []
     for layer in range(L):
         outs = []
         for d in range(D):
             k = layer * D + d
-            seq = x.flip(1) if d == 1 else x  # the backward cell reads time reversed
-            ys, state = unroll(cells[k], seq, None if states is None else states[k])  # ys: (B, T, H)
-            outs.append(ys.flip(1) if d == 1 else ys)  # back in forward time order
+            ys, state = _run_direction(cells[k], x, None if states is None else states[k], d == 1, mask)
+            outs.append(ys)  # (B, T, H), in forward time order
             finals.append(state)
         x = torch.cat(outs, dim=-1) if D == 2 else outs[0]  # (B, T, D * H), the next layer's input
         if dropout > 0 and training and layer < L - 1:
             x = F.dropout(x, dropout, training=True)
     return x, finals
+
+
+def length_mask(lengths, batch_size: int, steps: int, device) -> torch.Tensor:
+    """The (B, T) bool mask of the real steps, ``t < lengths[b]``; a ValueError for bad lengths."""
+    if not isinstance(lengths, torch.Tensor) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        got = lengths.dtype if isinstance(lengths, torch.Tensor) else type(lengths).__name__
+        raise ValueError(f"lengths must be an integer tensor (B,), got {got}")
+    if tuple(lengths.shape) != (batch_size,):
+        raise ValueError(f"lengths must have shape ({batch_size},), got {tuple(lengths.shape)}")
+    lengths = lengths.to(device)
+    if lengths.numel() and (lengths.min() < 0 or lengths.max() > steps):
+        raise ValueError(f"lengths must lie in [0, T={steps}], got values from {lengths.min().item()} "
+                         f"to {lengths.max().item()}")
+    return torch.arange(steps, device=device) < lengths[:, None]  # (B, T)
+
+
+def reverse_within(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each sequence of x (B, T, ...) reversed within its length; the padding stays where it is.
+
+    Step t < n of a sequence of length n becomes step n - 1 - t. The map is its own inverse, so
+    the same call puts a backward cell's outputs back in time order.
+    """
+    n = mask.sum(1, keepdim=True)  # (B, 1) lengths
+    t = torch.arange(x.shape[1], device=x.device).expand_as(mask)  # (B, T)
+    index = torch.where(mask, n - 1 - t, t)  # (B, T)
+    index = index.view(*index.shape, *(1,) * (x.dim() - 2)).expand_as(x)  # (B, T, ...)
+    return x.gather(1, index)
+
+
+def _run_direction(cell, x, state, reverse: bool, mask):
+    """One cell over x (B, T, I), forward or backward; with a mask, each sequence within its length."""
+    if mask is None:
+        ys, state = unroll(cell, x.flip(1) if reverse else x, state)  # ys: (B, T, H)
+        return (ys.flip(1) if reverse else ys), state  # back in forward time order
+    ys, state = _unroll_masked(cell, reverse_within(x, mask) if reverse else x, state, mask)
+    return (reverse_within(ys, mask) if reverse else ys), state
+
+
+def _unroll_masked(cell, xs: torch.Tensor, state, mask: torch.Tensor):
+    """``unroll`` for a padded batch: at a padded step (mask False) the state stays and y is 0."""
+    if state is None:
+        state = cell.initial_state(xs.shape[0])
+    ys = []
+    for x, m in zip(xs.unbind(1), mask.unbind(1)):  # x: (B, I), m: (B,)
+        new, y = cell(state, x)
+        state = map_state(lambda a, b: torch.where(m.view(-1, *(1,) * (a.dim() - 1)), a, b), new, state)
+        ys.append(y.masked_fill(~m.view(-1, *(1,) * (y.dim() - 1)), 0.0))
+    return torch.stack(ys, dim=1), state  # (B, T, H)
 
 
 class Stacked(nn.Module):
@@ -105,6 +162,9 @@ class Stacked(nn.Module):
     Shape:
         input: (B, T, I).
         states: a list of L * D cell states, or ``None`` for each cell's ``initial_state(B)``.
+        lengths: (B,) the true lengths of a padded batch, or ``None``: padding then never enters
+        a state, the backward cells start at each sequence's true end, padded outputs are 0
+        (``run_stacked``).
         returns ``(output, final_states)``: output (B, T, D * H') and the list of L * D final states.
     """
 
@@ -128,11 +188,11 @@ class Stacked(nn.Module):
         """The L * D cells' zero states."""
         return [cell.initial_state(batch_size) for cell in self.cells]
 
-    def forward(self, input: torch.Tensor, states: Sequence | None = None):
+    def forward(self, input: torch.Tensor, states: Sequence | None = None, lengths: torch.Tensor | None = None):
         if not isinstance(input, torch.Tensor) or input.dim() != 3 or input.shape[-1] != self.input_size:
             got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
             raise ValueError(f"Stacked: input must have shape (B, T, I) with I = {self.input_size}, got {got}")
-        return run_stacked(self.cells, input, states, self.bidirectional, self.dropout, self.training)
+        return run_stacked(self.cells, input, states, self.bidirectional, self.dropout, self.training, lengths)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
@@ -170,9 +230,13 @@ class RecurrentLayer(nn.Module):
     - ``_step(params, state, x)``: the from-scratch step (the cell's step function, options bound).
     - ``_state_names``, ``_state_sizes()``: the state's parts, e.g. ``("h0", "c0")`` of size (H, H).
       One part is passed as a tensor ``hx``, several as a tuple; each is (L * D, B, size).
-    - ``_can_fuse()`` and ``_forward_fused(x, parts)``: torch's fused kernel, where it applies.
+    - ``_can_fuse()`` and ``_forward_fused(x, parts, batch_sizes)``: torch's fused kernel, where it
+      applies (``batch_sizes`` for a packed input, as torch's layers call it).
 
-    ``fused=False`` always runs the reference path: the cells through ``run_stacked``.
+    ``fused=False`` always runs the reference path: the cells through ``run_stacked``. A
+    ``torch.nn.utils.rnn.PackedSequence`` input is read as torch reads it: the output is packed
+    too, and the final state is each sequence's at its own true end (on the reference path,
+    ``run_stacked``'s ``lengths``).
     """
 
     _state_names: tuple[str, ...] = ("hx",)
@@ -222,7 +286,7 @@ class RecurrentLayer(nn.Module):
     def _can_fuse(self) -> bool:
         return False
 
-    def _forward_fused(self, x, parts):
+    def _forward_fused(self, x, parts, batch_sizes=None):
         raise NotImplementedError
 
     # -- the shared machinery ----------------------------------------------------------------------
@@ -233,19 +297,19 @@ class RecurrentLayer(nn.Module):
         kinds = self._cell_shapes(self.input_size).keys()
         return {kind: getattr(self, f"{kind}_l{layer}{suffix}") for kind in kinds}
 
-    def _run_kernel(self, kernel: Callable, x: torch.Tensor, hx):
-        """Call one of torch's fused kernels (``torch._VF.rnn_tanh``, ``lstm``, ``gru``) on x (T, B, I)."""
+    def _run_kernel(self, kernel: Callable, x: torch.Tensor, hx, batch_sizes=None):
+        """Call one of torch's fused kernels (``torch._VF.rnn_tanh``, ``lstm``, ``gru``) on x (T, B, I),
+        or on a packed sequence's data x (N, I) with its ``batch_sizes`` (the kernels' packed form)."""
         flat = [getattr(self, name) for name in self._flat_names]
+        options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         with warnings.catch_warnings():
             # On cuDNN the kernel compacts weights that are not in one buffer, and says so each call.
             warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-            return kernel(x, hx, flat, self.bias, self.num_layers, self.dropout, self.training,
-                          self.bidirectional, False)
+            if batch_sizes is None:
+                return kernel(x, hx, flat, *options, False)
+            return kernel(x, batch_sizes, hx, flat, *options)
 
     def _check_input(self, input):
-        if isinstance(input, nn.utils.rnn.PackedSequence):
-            raise TypeError(f"seqmem.{type(self).__name__} takes padded tensors, not a PackedSequence: pad "
-                            "the batch (torch.nn.utils.rnn.pad_packed_sequence) and mask the padded steps")
         if not isinstance(input, torch.Tensor) or input.dim() not in (2, 3):
             got = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
             order = "(B, T, I)" if self.batch_first else "(T, B, I)"
@@ -275,6 +339,8 @@ class RecurrentLayer(nn.Module):
         return tuple(parts)
 
     def forward(self, input: torch.Tensor, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         batched = self._check_input(input)
         B = input.shape[0 if self.batch_first else 1] if batched else None
         parts = self._state_parts(hx, B)
@@ -296,14 +362,43 @@ class RecurrentLayer(nn.Module):
             parts = tuple(p.squeeze(1) for p in parts)
         return output, (parts[0] if len(parts) == 1 else tuple(parts))
 
-    def _forward_reference(self, x, parts):
+    def _forward_packed(self, packed: PackedSequence, hx):
+        """A PackedSequence in, one out, as torch's layers: h_n at each sequence's own true end.
+
+        The packed data (N, I) holds the sequences sorted by decreasing length (``sorted_indices``
+        says which is which); the state is permuted into that order and back, as torch does.
+        """
+        data, batch_sizes, sorted_indices, unsorted_indices = packed
+        if not isinstance(data, torch.Tensor) or data.dim() != 2 or data.shape[-1] != self.input_size:
+            got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
+            raise ValueError(f"a PackedSequence's data must have shape (N, input_size={self.input_size}), got {got}")
+        check_like(getattr(self, self._flat_names[0]), input=data)
+        B = int(batch_sizes[0])
+        parts = self._state_parts(hx, B)
+        if parts is None:
+            LD = self.num_layers * (2 if self.bidirectional else 1)
+            parts = tuple(data.new_zeros(LD, B, size) for size in self._state_sizes())  # (L * D, B, size)
+        elif sorted_indices is not None:
+            parts = tuple(p.index_select(1, sorted_indices) for p in parts)  # into the packed order
+        if self.fused and self._can_fuse():
+            output, parts = self._forward_fused(data, parts, batch_sizes)  # output: (N, D * H)
+        else:
+            x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes))  # (T, B, I), sorted order
+            output, parts = self._forward_reference(x, parts, lengths)  # (T, B, D * H)
+            output = pack_padded_sequence(output, lengths).data  # (N, D * H)
+        if unsorted_indices is not None:
+            parts = tuple(p.index_select(1, unsorted_indices) for p in parts)  # back to the caller's order
+        output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
+        return output, (parts[0] if len(parts) == 1 else tuple(parts))
+
+    def _forward_reference(self, x, parts, lengths=None):
         """The from-scratch path: one ``BoundCell`` per layer and direction, through ``run_stacked``."""
         D = 2 if self.bidirectional else 1
         cells = [BoundCell(self._step, self._params(k // D, reverse=k % D == 1)) for k in range(self.num_layers * D)]
         states = [self._to_cell_state([p[k] for p in parts]) for k in range(len(cells))]
         # run_stacked is batch first, as every library function: (T, B, I) -> (B, T, I) and back
         output, finals = run_stacked(cells, x.transpose(0, 1), states, self.bidirectional, self.dropout,
-                                     self.training)
+                                     self.training, lengths)
         per_part = zip(*(self._from_cell_state(s) for s in finals))  # each part's L * D final values
         return output.transpose(0, 1), tuple(torch.stack(values) for values in per_part)  # (T, B, D * H), (L * D, B, size)
 

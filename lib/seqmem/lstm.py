@@ -279,7 +279,8 @@ class LSTM(RecurrentLayer):
     and direction through ``seqmem.layers.run_stacked``.
 
     Shape:
-        input: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched.
+        input: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched, or a
+        ``PackedSequence`` (then the output is packed, the final state at each true end).
         hx: ``(h_0, c_0)``, each (L * D, B, H) ((L * D, H) unbatched); zeros when omitted. FGR's
         state has a third part, the previous gates (L * D, B, 3H): pass ``(h_0, c_0, gates_0)``.
         returns ``output, (h_n, c_n)`` (FGR: ``(h_n, c_n, gates_n)``) with output (T, B, D * H)
@@ -319,8 +320,8 @@ class LSTM(RecurrentLayer):
     def _can_fuse(self) -> bool:
         return self._fusable
 
-    def _forward_fused(self, x, parts):
-        output, h_n, c_n = self._run_kernel(torch._VF.lstm, x, parts)
+    def _forward_fused(self, x, parts, batch_sizes=None):
+        output, h_n, c_n = self._run_kernel(torch._VF.lstm, x, parts, batch_sizes)
         return output, (h_n, c_n)
 
     def extra_repr(self) -> str:

@@ -126,7 +126,8 @@ class RNN(RecurrentLayer):
     layer and direction, through ``seqmem.layers.run_stacked`` (the loop LSTM and GRU share).
 
     Shape:
-        input: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched.
+        input: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched, or a
+        ``PackedSequence`` (then the output is packed, the final state at each true end).
         hx: (L * D, B, H) or (L * D, H) unbatched; zeros when omitted.
         returns output (T, B, D * H) (batch first if asked) and h_n (L * D, B, H).
     """
@@ -149,9 +150,9 @@ class RNN(RecurrentLayer):
     def _can_fuse(self) -> bool:
         return self.nonlinearity in ("tanh", "relu")  # torch has no fused kernel for the identity
 
-    def _forward_fused(self, x, parts):
+    def _forward_fused(self, x, parts, batch_sizes=None):
         kernel = torch._VF.rnn_tanh if self.nonlinearity == "tanh" else torch._VF.rnn_relu
-        output, h_n = self._run_kernel(kernel, x, parts[0])
+        output, h_n = self._run_kernel(kernel, x, parts[0], batch_sizes)
         return output, (h_n,)
 
     def extra_repr(self) -> str:

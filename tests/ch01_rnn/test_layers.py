@@ -100,3 +100,41 @@ def test_unidirectional_rnn_stays_at_chance():
     acc = _trained_accuracy(bidirectional=False)
     chance = 1 / SYMBOLS
     assert acc <= chance + 0.02, acc
+
+
+@pytest.mark.parametrize("cell", [seqmem.RNNCell, seqmem.LSTMCell], ids=["rnn", "lstm"])
+def test_stacked_with_lengths_gives_each_sequence_what_it_gets_alone(cell, dev):
+    """A padded batch with its lengths: every real step's output and every final state (both
+    directions, both layers) is the sequence's alone; the padded steps' outputs are 0, whatever
+    the padding holds."""
+    torch.manual_seed(0)
+    stacked = seqmem.Stacked(cell, 3, 4, num_layers=2, bidirectional=True).to(dev, torch.float64)
+    lengths = torch.tensor([5, 2, 7, 1], device=dev)
+    x = torch.randn(4, 7, 3, dtype=torch.float64, device=dev)  # (B, T, I), padding holds noise
+    y, finals = stacked(x, lengths=lengths)
+    for b, n in enumerate(lengths.tolist()):
+        y_b, finals_b = stacked(x[b:b + 1, :n])
+        torch.testing.assert_close(y[b:b + 1, :n], y_b)
+        assert not y[b, n:].any()
+        for s, s_b in zip(finals, finals_b):
+            seqmem.map_state(lambda u, v: torch.testing.assert_close(u[b:b + 1], v), s, s_b)
+    full, _ = stacked(x, lengths=torch.full((4,), 7, device=dev))
+    torch.testing.assert_close(full, stacked(x)[0])  # full lengths: the unmasked loop
+
+
+def test_run_stacked_backward_cell_starts_at_the_true_end():
+    torch.manual_seed(1)
+    forward, backward = seqmem.RNNCell(3, 4).double(), seqmem.RNNCell(3, 4).double()
+    x = torch.randn(1, 5, 3, dtype=torch.float64)
+    _, (s_f, s_b) = seqmem.run_stacked([forward, backward], x, bidirectional=True, lengths=torch.tensor([3]))
+    ys_b, _ = seqmem.unroll(backward, x[:, :3].flip(1))  # steps 2, 1, 0: the padding never read
+    torch.testing.assert_close(s_b, ys_b[:, -1])
+    torch.testing.assert_close(s_f, seqmem.unroll(forward, x[:, :3])[1])
+
+
+@pytest.mark.parametrize("lengths,match", [(torch.tensor([2, 9]), r"lengths must lie in \[0, T=5\]"),
+                                           (torch.tensor([2]), r"lengths must have shape \(2,\), got \(1,\)"),
+                                           (torch.tensor([2.0, 3.0]), "lengths must be an integer tensor")])
+def test_stacked_refuses_bad_lengths(lengths, match):
+    with pytest.raises(ValueError, match=match):
+        seqmem.Stacked(seqmem.RNNCell, 3, 4)(torch.randn(2, 5, 3), lengths=lengths)
