@@ -42,6 +42,7 @@ import torch
 from torch.nn import functional as F
 
 from .core import check_positive_int, map_state
+from .text import BOS_ID, EOS_ID
 
 __all__ = ["greedy", "beam_search", "beam_hypotheses", "beam_step", "BeamStep", "Hypothesis",
            "length_normalised"]
@@ -60,7 +61,7 @@ def _start(model, source_ids: torch.Tensor, lengths, bos_id: int):
 
 @torch.no_grad()
 def greedy(model, source_ids: torch.Tensor, lengths: torch.Tensor | None, max_len: int,
-           bos_id: int = 1, eos_id: int = 2) -> list[list[int]]:
+           bos_id: int = BOS_ID, eos_id: int = EOS_ID) -> list[list[int]]:
     """The most probable token at every step, for a batch at once.
 
     Args:
@@ -96,7 +97,7 @@ class BeamStep(NamedTuple):
     tokens: torch.Tensor  # the token it appended
 
 
-def beam_step(scores: torch.Tensor, log_probs: torch.Tensor, k: int, eos_id: int = 2) -> BeamStep:
+def beam_step(scores: torch.Tensor, log_probs: torch.Tensor, k: int, eos_id: int = EOS_ID) -> BeamStep:
     """Extend every beam by every token, keep the best k extensions, carry the finished aside.
 
     Args:
@@ -133,7 +134,7 @@ def length_normalised(log_prob: float, length: int, alpha: float) -> float:
 
 @torch.no_grad()
 def beam_hypotheses(model, source_ids: torch.Tensor, lengths: torch.Tensor | None, beam_size: int, max_len: int,
-                    alpha: float = 0.0, bos_id: int = 1, eos_id: int = 2) -> list[list[Hypothesis]]:
+                    alpha: float = 0.0, bos_id: int = BOS_ID, eos_id: int = EOS_ID) -> list[list[Hypothesis]]:
     """Beam search, batched over B * K: the ``beam_size`` best hypotheses of every sample.
 
     Args:
@@ -198,7 +199,7 @@ def _settled(pool: list[Hypothesis], live: torch.Tensor, max_len: int, alpha: fl
 
 
 def beam_search(model, source_ids: torch.Tensor, lengths: torch.Tensor | None, beam_size: int, max_len: int,
-                alpha: float = 0.0, bos_id: int = 1, eos_id: int = 2) -> list[list[int]]:
+                alpha: float = 0.0, bos_id: int = BOS_ID, eos_id: int = EOS_ID) -> list[list[int]]:
     """Beam search: the best hypothesis's tokens (no ``<eos>``) for each of the B samples.
 
     The arguments are ``beam_hypotheses``'s, which gives the K best with their scores.

@@ -46,6 +46,7 @@ from .heads import cross_entropy, output_size
 from .layers import RecurrentLayer, Stacked, length_mask
 from .lstm import LSTMState
 from .metrics import accuracy
+from .text import BOS_ID, PAD_ID
 
 __all__ = ["Encoder", "Decoder", "Bridge", "Seq2Seq", "Seq2SeqState", "seq2seq_loss", "ScheduledSampling",
            "inverse_sigmoid_schedule", "linear_schedule", "exponential_schedule"]
@@ -80,7 +81,7 @@ class Encoder(nn.Module):
         padding (what chapter 5's attention reads), and the context as above.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int, layer: nn.Module, pad_id: int = 0):
+    def __init__(self, vocab_size: int, embedding_dim: int, layer: nn.Module, pad_id: int = PAD_ID):
         super().__init__()
         if not isinstance(layer, (Stacked, RecurrentLayer, nn.RNNBase)):
             raise ValueError(f"layer must be a seqmem.Stacked or a recurrent layer (seqmem.RNN, LSTM, GRU), "
@@ -166,7 +167,7 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int, cell: nn.Module, context_size: int | None = None,
-                 pad_id: int = 0):
+                 pad_id: int = PAD_ID):
         super().__init__()
         if getattr(cell, "input_size", None) != embedding_dim:
             raise ValueError(f"the cell must read embedding_dim={embedding_dim} features, got input_size="
@@ -204,7 +205,7 @@ class Seq2Seq(nn.Module):
         the logits (B, T, V) of every target step.
     """
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, bos_id: int = 1):
+    def __init__(self, encoder: Encoder, decoder: Decoder, bos_id: int = BOS_ID):
         super().__init__()
         self.encoder, self.decoder, self.bos_id = encoder, decoder, bos_id
 
