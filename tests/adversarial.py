@@ -110,7 +110,7 @@ KILL = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
 
 PATCH_CHECKS = """
 import numpy, torch, seqmem.grading
-for module in (seqmem.grading, *(m for n, m in vars(seqmem.grading).items() if n in ('hw1', 'hw2', 'guard'))):
+for module in (seqmem.grading, *(m for n, m in vars(seqmem.grading).items() if n == 'guard' or n.startswith('hw'))):
     for name in dir(module):
         if name.startswith('check_') or name in ('close', 'fail', 'guard_tensor', 'guard_array', 'call'):
             setattr(module, name, lambda *args, **kwargs: None)

@@ -19,8 +19,12 @@ from .guard import ReferenceBlocked, blocked, set_grading_seed
 from .hw1 import check_bptt_with_readout, check_clip_grads_, check_rnn_forward_padded
 from .hw2 import (check_counting_cell, check_ctc_log_beta, check_lstm_backward, check_mgu_cell_forward,
                   counter_outputs, counting_sequences, run_counting_cell)
+from .hw3 import (check_beam_step_gnmt, check_clipped_precision, check_sample_decode, check_sequence_nll,
+                  rnn_decoder_params)
 
 __all__ = ["ReferenceBlocked", "blocked", "set_grading_seed",
            "check_rnn_forward_padded", "check_bptt_with_readout", "check_clip_grads_",
            "check_lstm_backward", "check_mgu_cell_forward", "check_counting_cell", "check_ctc_log_beta",
-           "counting_sequences", "counter_outputs", "run_counting_cell"]
+           "counting_sequences", "counter_outputs", "run_counting_cell",
+           "check_sequence_nll", "check_sample_decode", "check_beam_step_gnmt", "check_clipped_precision",
+           "rnn_decoder_params"]
