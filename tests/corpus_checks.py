@@ -127,6 +127,34 @@ def graded_course(tmp_path_factory, hw: str, canned: dict) -> dict:
     return course
 
 
+def assert_source_full_marks(course) -> None:
+    """The source scores 10 of 10 with nothing left to grade by hand (homework without a written item)."""
+    from nbgrader.api import Gradebook
+
+    hw = course["hw"]
+    with Gradebook(f"sqlite:///{course['root'] / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(hw, hw, "source")
+        assert nb.needs_manual_grade is False
+        assert nb.score == nb.max_score == 10
+
+
+def assert_feedback_and_export(course, raw_scores: dict, student: str = "calls_library") -> None:
+    """``student``'s feedback shows the blocked reference's message (not the code), and
+    ``nbgrader export`` gives each student in ``raw_scores`` that raw score."""
+    import csv
+
+    root, hw = course["root"], course["hw"]
+    page = root / "feedback" / student / hw / f"{hw}.html"
+    if not page.exists():
+        nbgrader("generate_feedback", hw, "--student", student, cwd=root)
+    text = page.read_text()
+    assert "ReferenceBlocked" in text and "write it yourself" in text
+    result = nbgrader("export", "--to", str(root / "grades.csv"), cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["student_id"]: r for r in csv.DictReader(open(root / "grades.csv"))}
+    assert {name: float(rows[name]["raw_score"]) for name in raw_scores} == raw_scores
+
+
 def _autograded(course, student) -> dict:
     hw = course["hw"]
     return json.loads((course["root"] / "autograded" / student / hw / f"{hw}.ipynb").read_text())

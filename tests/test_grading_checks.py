@@ -18,22 +18,28 @@ from torch.nn import functional as F
 import seqmem
 from conftest import ROOT
 from seqmem import grading
-from seqmem.grading import guard, hw1, hw2
+from seqmem.grading import guard, hw1, hw2, hw3
 
 CHECKS = {"rnn_forward_padded": hw1.check_rnn_forward_padded, "bptt_with_readout": hw1.check_bptt_with_readout,
           "clip_grads_": hw1.check_clip_grads_, "lstm_backward": hw2.check_lstm_backward,
           "mgu_cell_forward": hw2.check_mgu_cell_forward, "counting_cell": hw2.check_counting_cell,
-          "ctc_log_beta": hw2.check_ctc_log_beta}
+          "ctc_log_beta": hw2.check_ctc_log_beta, "sequence_nll": hw3.check_sequence_nll,
+          "sample_decode": hw3.check_sample_decode, "beam_step_gnmt": hw3.check_beam_step_gnmt,
+          "clipped_precision": hw3.check_clipped_precision}
+HOMEWORKS = sorted(p.name for p in (ROOT / "solutions").glob("hw*"))
 
 
 @pytest.fixture(scope="module")
 def source():
-    """The source notebooks' answers: each homework's solution cells run in one namespace."""
+    """The source notebooks' answers: each homework's first code cell (its imports), then its
+    solution cells, run in one namespace per homework."""
     answers = {}
-    for hw in ("hw1-rnn", "hw2-lstm-gru"):
+    for hw in HOMEWORKS:
+        cells = [c for c in nbformat.read(ROOT / "solutions" / hw / f"{hw}.ipynb", as_version=4).cells
+                 if c.cell_type == "code"]
         namespace = {}
-        exec("import itertools, math, os\nimport numpy as np\nimport torch\nimport seqmem", namespace)
-        for cell in nbformat.read(ROOT / "solutions" / hw / f"{hw}.ipynb", as_version=4).cells:
+        exec(cells[0].source, namespace)
+        for cell in cells[1:]:
             if cell.metadata.get("nbgrader", {}).get("grade_id") in CHECKS:
                 exec(cell.source, namespace)
         answers.update({k: namespace[k] for k in CHECKS if k in namespace})
@@ -42,11 +48,13 @@ def source():
 
 
 def test_every_graded_item_has_a_check():
-    for hw in ("hw1-rnn", "hw2-lstm-gru"):
+    for hw in HOMEWORKS:
         nb = nbformat.read(ROOT / "solutions" / hw / f"{hw}.ipynb", as_version=4)
         tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+        assert tests, hw
         for cell in tests:
             item = cell.metadata.nbgrader["grade_id"].removeprefix("test_")
+            assert item in CHECKS, f"{hw}: {item} has no entry in CHECKS"
             assert f"seqmem.grading.check_{item}({item})" in cell.source, cell.metadata.nbgrader["grade_id"]
 
 

@@ -1,13 +1,10 @@
 """Homework 3's grading pipeline, end to end (as tests/test_grading.py for homework 1): canned
 submissions and the adversarial corpus autograded in one batch by nbgrader with a real gradebook.
 The checks themselves, called directly, are in tests/test_grading_checks_hw3.py."""
-import csv
-
 import pytest
 
 from corpus_checks import *  # noqa: F401,F403 (the adversarial corpus's tests, run on this homework)
-from corpus_checks import graded_course
-from grading_helpers import nbgrader
+from corpus_checks import assert_feedback_and_export, assert_source_full_marks, graded_course
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
@@ -95,23 +92,8 @@ def course(tmp_path_factory):
 
 
 def test_source_scores_full_marks_with_nothing_left_to_grade_by_hand(course):
-    from nbgrader.api import Gradebook
-
-    with Gradebook(f"sqlite:///{course['root'] / 'gradebook.db'}") as gb:
-        nb = gb.find_submission_notebook(HW, HW, "source")
-        assert nb.needs_manual_grade is False
-        assert nb.score == nb.max_score == 10
+    assert_source_full_marks(course)
 
 
 def test_feedback_shows_the_checks_messages_and_export_the_scores(course):
-    root = course["root"]
-    page = root / "feedback" / "calls_library" / HW / f"{HW}.html"
-    if not page.exists():
-        nbgrader("generate_feedback", HW, "--student", "calls_library", cwd=root)
-    text = page.read_text()
-    assert "ReferenceBlocked" in text and "write it yourself" in text
-    result = nbgrader("export", "--to", str(root / "grades.csv"), cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {r["student_id"]: r for r in csv.DictReader(open(root / "grades.csv"))}
-    assert float(rows["partial"]["raw_score"]) == 7.0
-    assert float(rows["honest"]["raw_score"]) == 10.0 and float(rows["blank"]["raw_score"]) == 0.0
+    assert_feedback_and_export(course, {"partial": 7.0, "honest": 10.0, "blank": 0.0})
