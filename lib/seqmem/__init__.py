@@ -53,6 +53,11 @@ from .seq2seq import (Bridge, Decoder, Encoder, ScheduledSampling, Seq2Seq, Seq2
                       inverse_sigmoid_schedule, linear_schedule, seq2seq_loss)
 from .decoding import BeamStep, Hypothesis, beam_hypotheses, beam_search, beam_step, greedy
 
+# Chapter 5: attention
+from . import attention
+from .attention import (AdditiveScore, AttentionDecoder, AttentionState, BilinearScore, DotScore, ScaledDotScore,
+                        Score, attend, masked_softmax, scaled_dot_product_attention)
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -75,6 +80,9 @@ __all__ = [
     "seq2seq", "decoding", "Encoder", "Decoder", "Bridge", "Seq2Seq", "Seq2SeqState", "seq2seq_loss",
     "ScheduledSampling", "inverse_sigmoid_schedule", "linear_schedule", "exponential_schedule",
     "greedy", "beam_search", "beam_hypotheses", "beam_step", "BeamStep", "Hypothesis",
+    # chapter 5
+    "attention", "Score", "AdditiveScore", "BilinearScore", "DotScore", "ScaledDotScore", "masked_softmax", "attend",
+    "scaled_dot_product_attention", "AttentionDecoder", "AttentionState",
     # every chapter
     "tasks", "viz", "grading",
 ]

@@ -26,6 +26,11 @@ decoding protocol, which ``seqmem.decoding``'s greedy and beam search read:
   samples (beam search does).
 - ``state, logits = model.step(state, tokens)``: one decoder step, tokens (B,), logits (B, V).
 
+Inside ``Seq2Seq`` a decoder keeps a protocol of its own, which chapter 5's attentional decoder
+shares: ``decoder.start(context, memory, mask)`` gives its initial state and
+``decoder.step(state, tokens, memory, mask)`` its next state and logits; the plain ``Decoder``
+reads only the context (through its bridge) and ignores the memory.
+
 The special ids default to the library's: padding 0, ``<bos>`` 1, ``<eos>`` 2 (``seqmem.text``'s
 ``PAD_ID``, ``BOS_ID``, ``EOS_ID``), the defaults of every ``pad_id``, ``bos_id``, ``eos_id`` here.
 
@@ -181,7 +186,12 @@ class Decoder(nn.Module):
         """s_0: the bridged context, or the cell's zero state without a bridge."""
         return self.cell.initial_state(batch_size) if self.bridge is None else self.bridge(context)
 
-    def step(self, state, tokens: torch.Tensor):
+    def start(self, context, memory: torch.Tensor, mask: torch.Tensor):
+        """s_0 for ``Seq2Seq``: the memory (B, S, D * H) and mask (B, S) are not read here."""
+        return self.initial_state(context, memory.shape[0])
+
+    def step(self, state, tokens: torch.Tensor, memory: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+        """One step from tokens (B,): ``(state, logits (B, V))``; memory and mask are ignored."""
         x = self.embedding(tokens)  # (B, E)
         state, o = self.cell(state, x)  # o: (B, H)
         return state, self.out(o)  # (B, V)
@@ -190,7 +200,7 @@ class Decoder(nn.Module):
 class Seq2SeqState(NamedTuple):
     """What decoding needs, batch first: the decoder's state and the encoder's memory and mask."""
 
-    decoder: object  # the cell's state: a tensor (B, H) or an LSTMState of them
+    decoder: object  # the decoder's: its cell's state, a tensor (B, H) or an LSTMState (an AttentionState in ch. 5)
     memory: torch.Tensor  # (B, S, D * H), 0 at the padding
     mask: torch.Tensor  # (B, S) bool, True at the source's real tokens
 
@@ -203,6 +213,9 @@ class Seq2Seq(nn.Module):
         ``step(state, tokens (B,))`` returns ``(state, logits (B, V))``.
         ``forward(source_ids, lengths, target_ids (B, T), teacher_forcing, generator)`` returns
         the logits (B, T, V) of every target step.
+
+    ``decoder`` is a ``Decoder``, or anything with its ``start`` and ``step`` (chapter 5's
+    ``seqmem.attention.AttentionDecoder``).
     """
 
     def __init__(self, encoder: Encoder, decoder: Decoder, bos_id: int = BOS_ID):
@@ -214,15 +227,16 @@ class Seq2Seq(nn.Module):
         B, S = source_ids.shape
         mask = length_mask(lengths, B, S, memory.device) if lengths is not None else \
             torch.ones(B, S, dtype=torch.bool, device=memory.device)  # (B, S)
-        return Seq2SeqState(self.decoder.initial_state(context, B), memory, mask)
+        return Seq2SeqState(self.decoder.start(context, memory, mask), memory, mask)
 
     def step(self, state: Seq2SeqState, tokens: torch.Tensor):
         check_shape(tokens, (state.memory.shape[0],), "tokens")
-        decoder, logits = self.decoder.step(state.decoder, tokens)
+        decoder, logits = self.decoder.step(state.decoder, tokens, state.memory, state.mask)
         return state._replace(decoder=decoder), logits  # (B, V)
 
     def forward(self, source_ids: torch.Tensor, lengths: torch.Tensor | None, target_ids: torch.Tensor,
-                teacher_forcing: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                teacher_forcing: float = 1.0, generator: torch.Generator | None = None,
+                return_weights: bool = False):
         """The logits (B, T, V) of every target step, y_{t-1} chosen by ``teacher_forcing``.
 
         The decoder reads ``<bos>`` at t = 0; at t > 0 the true y_{t-1} (``target_ids[:, t - 1]``)
@@ -231,6 +245,10 @@ class Seq2Seq(nn.Module):
         t > 0 (from ``generator``, on its device) decides each sample: the truth where it is
         below ``teacher_forcing``. Under teacher forcing the logits at the target's real steps do
         not depend on what its padding holds.
+
+        With ``return_weights`` (a decoder whose state has ``weights``, such as chapter 5's
+        ``AttentionDecoder``) returns ``(logits, weights)``, weights (B, T, S) the attention of
+        every step over the source: the alignment.
         """
         B, _ = check_ids(source_ids, "source_ids")
         _, T = check_ids(target_ids, "target_ids", B)
@@ -238,11 +256,18 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"teacher_forcing must be a probability in [0, 1], got {teacher_forcing!r}")
         state = self.start(source_ids, lengths)
         tokens = torch.full((B,), self.bos_id, dtype=torch.long, device=target_ids.device)
-        logits = []
+        if return_weights and not hasattr(state.decoder, "weights"):
+            raise ValueError(f"return_weights needs a decoder whose state has attention weights (an AttentionDecoder), "
+                             f"got {type(self.decoder).__name__}")
+        logits, weights = [], []
         for t in range(T):
             state, logits_t = self.step(state, tokens)  # (B, V)
             logits.append(logits_t)
+            if return_weights:
+                weights.append(state.decoder.weights)  # (B, S)
             tokens = _next_inputs(target_ids[:, t], logits_t, float(teacher_forcing), generator)
+        if return_weights:
+            return torch.stack(logits, dim=1), torch.stack(weights, dim=1)  # (B, T, V), (B, T, S)
         return torch.stack(logits, dim=1)  # (B, T, V)
 
 
