@@ -53,6 +53,10 @@ from .seq2seq import (Bridge, Decoder, Encoder, ScheduledSampling, Seq2Seq, Seq2
                       inverse_sigmoid_schedule, linear_schedule, seq2seq_loss)
 from .decoding import BeamStep, Hypothesis, beam_hypotheses, beam_search, beam_step, greedy
 
+# Chapter 5: attention (memory networks)
+from . import memn2n
+from .memn2n import MemN2N, MemN2NOutput, add_empty_memories, position_encoding, train_memn2n
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -75,6 +79,8 @@ __all__ = [
     "seq2seq", "decoding", "Encoder", "Decoder", "Bridge", "Seq2Seq", "Seq2SeqState", "seq2seq_loss",
     "ScheduledSampling", "inverse_sigmoid_schedule", "linear_schedule", "exponential_schedule",
     "greedy", "beam_search", "beam_hypotheses", "beam_step", "BeamStep", "Hypothesis",
+    # chapter 5: attention (memory networks)
+    "memn2n", "MemN2N", "MemN2NOutput", "position_encoding", "add_empty_memories", "train_memn2n",
     # every chapter
     "tasks", "viz", "grading",
 ]
