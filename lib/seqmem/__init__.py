@@ -53,10 +53,11 @@ from .seq2seq import (Bridge, Decoder, Encoder, ScheduledSampling, Seq2Seq, Seq2
                       inverse_sigmoid_schedule, linear_schedule, seq2seq_loss)
 from .decoding import BeamStep, Hypothesis, beam_hypotheses, beam_search, beam_step, greedy
 
-# Chapter 5: attention
-from . import attention
+# Chapter 5: attention; end-to-end memory networks
+from . import attention, memn2n
 from .attention import (AdditiveScore, AttentionDecoder, AttentionState, BilinearScore, DotScore, ScaledDotScore,
                         Score, attend, masked_softmax, scaled_dot_product_attention)
+from .memn2n import MemN2N, MemN2NOutput, add_empty_memories, position_encoding, train_memn2n
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -83,6 +84,7 @@ __all__ = [
     # chapter 5
     "attention", "Score", "AdditiveScore", "BilinearScore", "DotScore", "ScaledDotScore", "masked_softmax", "attend",
     "scaled_dot_product_attention", "AttentionDecoder", "AttentionState",
+    "memn2n", "MemN2N", "MemN2NOutput", "position_encoding", "add_empty_memories", "train_memn2n",
     # every chapter
     "tasks", "viz", "grading",
 ]

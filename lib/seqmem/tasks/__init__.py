@@ -13,6 +13,9 @@ generator's device, then moved: the same seed gives the same data everywhere).
   captioned with the digits' words (chapter 4).
 - ``seqmem.tasks.translation``: numbers from English words to Chinese numerals, dates from five
   human styles to ISO 8601 (chapter 4), each with a fixed held-out split.
+- ``seqmem.tasks.babi``: bAbI-style stories (tasks 1, 2 and 16: one and two supporting facts,
+  basic induction) with their answers and supporting facts, and their encoding for a memory
+  network (chapter 5); the test split never shares a story with the training split.
 
 The sequence-to-sequence tasks of chapter 4 return ``seqmem.text.Pairs`` (``digit_captions``:
 ``Captions``): padded source and target ids, the target ending with EOS, and the texts; each task's
@@ -20,10 +23,10 @@ vocabularies come from a function (``symbol_vocab``, ``number_vocabs``, ``date_v
 ``caption_vocab``), so a model can be built before any data are drawn.
 
 Everything is also importable from ``seqmem.tasks`` itself. Later chapters add their kinds
-(geometry, bAbI, tables) as modules of their own.
+(geometry, tables) as modules of their own.
 """
 from ..core import IGNORE_INDEX
-from . import algorithmic, counting, digits, language, translation
+from . import algorithmic, babi, counting, digits, language, translation
 from .algorithmic import (adding_problem, collapse_runs, copy_task, copy_tokens, delayed_echo, future_tagging,
                           number_to_bits, parity, reverse_tokens, symbol_vocab)
 from .counting import (SLIDE_INPUTS, SLIDE_MEMORY, SLIDE_OUTPUTS, counting_cell, counting_cell_weights,
@@ -32,11 +35,13 @@ from .digits import Captions, caption_vocab, digit_captions, digit_images, digit
 from .language import (HELDOUT_NAMES, LOCATIONS, NEGATIVE, NER_TAGS, NER_TEMPLATES, ORGANISATIONS, PERSONS_FIRST,
                        PERSONS_LAST, POSITIVE, SLOT_CITIES, SLOT_LABELS, ner_sentences, sentiment_sentences,
                        slot_filling, slot_vocab)
+from .babi import (BABI_ANIMALS, BABI_COLORS, BABI_OBJECTS, BABI_PEOPLE, BABI_PLACES, BABI_SPECIES, BABI_TASKS,
+                   SLIDE_STORY, BabiBatch, Story, babi_split, babi_stories, babi_vocab, encode_stories, story_text)
 from .translation import (DATE_STYLES, chinese_numeral, date_normalisation, date_split, date_text, date_vocabs,
                           number_split, number_translation, number_vocabs, number_words)
 
 __all__ = [
-    "IGNORE_INDEX", "algorithmic", "counting", "digits", "language", "translation",
+    "IGNORE_INDEX", "algorithmic", "babi", "counting", "digits", "language", "translation",
     # algorithmic
     "adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "number_to_bits", "collapse_runs",
     "copy_tokens", "reverse_tokens", "symbol_vocab",
@@ -52,4 +57,7 @@ __all__ = [
     # translation
     "number_words", "chinese_numeral", "number_vocabs", "number_split", "number_translation",
     "DATE_STYLES", "date_text", "date_vocabs", "date_split", "date_normalisation",
+    # bAbI-style stories
+    "Story", "BabiBatch", "babi_stories", "babi_vocab", "babi_split", "encode_stories", "story_text", "SLIDE_STORY",
+    "BABI_TASKS", "BABI_PEOPLE", "BABI_PLACES", "BABI_OBJECTS", "BABI_ANIMALS", "BABI_SPECIES", "BABI_COLORS",
 ]
