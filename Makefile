@@ -37,10 +37,13 @@ $(MATHJAX)/tex-chtml.js: $(STAMP)
 
 book: $(STAMP) $(MATHJAX)/tex-chtml.js fonts
 	@# The key is taken once, before the build: a library edited during a build re-executes next time.
+	@# It is written before the build too: the cached executions belong to this library whether or
+	@# not the build then fails on a warning, so a failed build re-executes only what changed.
 	@key=$(BOOK_KEY); if [ -d _build ] && [ "$$(cat _build/.seqmem-key 2>/dev/null)" != "$$key" ]; then \
 		echo "lib/seqmem or the requirements changed: clearing _build to re-execute every chapter"; \
 		rm -rf _build; fi; \
-	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet && echo $$key > _build/.seqmem-key
+	mkdir -p _build && echo $$key > _build/.seqmem-key && \
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --quiet
 	@echo "The book is in _build/html/index.html"
 
 book-key:
