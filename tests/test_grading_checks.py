@@ -514,3 +514,24 @@ def test_the_hidden_cases_cover_the_edges():
     assert any(T == s and (t[1:] == t[:-1]).any() for T, s, (_, t) in zip(lengths, shortest, cases))
     assert {lp.dtype for lp, _ in cases} == {torch.float32, torch.float64}
     assert any(len(t) == 1 for _, t in cases) and any(lp.shape[0] == 1 for lp, _ in cases)
+
+
+@pytest.mark.parametrize("item", list(CHECKS))
+def test_the_checks_own_answers_are_blocked_for_every_item(item):
+    """``import seqmem`` reaches seqmem.grading: a check's reference would be a one-line answer."""
+    blocked_targets = guard.references(item)
+    for module in (hw1, hw2, hw3):
+        for name, fn in vars(module).items():
+            if name.endswith("_reference") and callable(fn):
+                assert fn in blocked_targets, f"{module.__name__}.{name} is not blocked for {item}"
+    assert all(f in blocked_targets for f in hw3.GRADER_HELPERS)
+
+
+@pytest.mark.parametrize("item, answer", [
+    ("sequence_nll", lambda *a: hw3.sequence_nll_reference(*a)),
+    ("clipped_precision", lambda *a: hw3.clipped_precision_reference(*a)),
+    ("mgu_cell_forward", lambda *a: hw2.mgu_reference(*a)),
+    ("rnn_forward_padded", lambda *a: hw1.rnn_padded_reference(*a))])
+def test_an_answer_that_calls_a_checks_reference_is_blocked(item, answer):
+    with pytest.raises(grading.ReferenceBlocked, match=f"^{item}: "):
+        CHECKS[item](answer)

@@ -187,13 +187,35 @@ def register(table: dict[str, Callable[[], list]]) -> None:
     _REFERENCES.update(table)
 
 
-def references(item: str) -> list:
-    """What ``item`` may not call; nothing for an item no homework declared. Other items'
-    references stay usable as tools."""
-    from . import hw1, hw2  # noqa: F401 (each homework module registers its items)
+def _homework_modules() -> list:
+    """Every ``seqmem.grading.hwN`` module, imported (each registers its items when imported)."""
+    import importlib
+    import pkgutil
+    import re
 
+    package = __name__.rpartition(".")[0]
+    names = [m.name for m in pkgutil.iter_modules(importlib.import_module(package).__path__)]
+    return [importlib.import_module(f"{package}.{n}") for n in sorted(names) if re.fullmatch(r"hw\d+", n)]
+
+
+def graders() -> list:
+    """The checks' own answers: every homework module's ``*_reference`` functions and the helpers
+    it lists in ``GRADER_HELPERS``. One call from an answer, they are blocked for every item."""
+    found = []
+    for module in _homework_modules():
+        found += [f for name, f in vars(module).items()
+                  if name.endswith("_reference") and isinstance(f, types.FunctionType)]
+        found += list(getattr(module, "GRADER_HELPERS", ()))
+    return found
+
+
+def references(item: str) -> list:
+    """What ``item`` may not call: what its homework declared, and every check's own reference
+    answers; nothing else for an item no homework declared. Other items' library references stay
+    usable as tools."""
+    modules = _homework_modules()  # noqa: F841 (imported: each homework module registers its items)
     maker = _REFERENCES.get(item)
-    return maker() if maker is not None else []
+    return (maker() if maker is not None else []) + graders()
 
 
 def call(item: str, fn: Callable, *args):
@@ -248,6 +270,8 @@ def guard_tensor(item: str, out: Any, shape: tuple, dtype: torch.dtype) -> None:
     """The type guard: exactly a torch.Tensor (not a look-alike) of the right shape and dtype."""
     if type(out) is not torch.Tensor:
         fail(item, f"expected a torch.Tensor of shape {shape}, got {type(out).__name__}")
+    if out.layout != torch.strided or out.device.type != "cpu":
+        fail(item, f"expected a dense tensor on the CPU, got layout {out.layout} on {out.device}")
     if tuple(out.shape) != shape:
         fail(item, f"expected shape {shape}, got {tuple(out.shape)}")
     if out.dtype != dtype:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 
 from ..text import BOS_ID, EOS_ID, PAD_ID
-from .guard import call, close, fail, guard_tensor, item_seed, register, torch_compilers
+from .guard import call, close, decompositions, fail, guard_tensor, item_seed, register, torch_compilers
 
 __all__ = ["check_sequence_nll", "check_sample_decode", "check_beam_step_gnmt", "check_clipped_precision",
            "sequence_nll_reference", "sample_decode_reference", "beam_step_gnmt_reference",
@@ -28,8 +28,15 @@ def _loss_references() -> list:
 
     return [heads.cross_entropy, heads.tagging_loss, seq2seq.seq2seq_loss, (torch.nn.functional, "cross_entropy"),
             (torch.nn.functional, "nll_loss"), (torch.nn.functional, "kl_div"), (torch.nn.CrossEntropyLoss, "forward"),
-            (torch.nn.NLLLoss, "forward"), (torch.nn.KLDivLoss, "forward"), *torch_compilers(),
-            "cross_entropy", "nll_loss", "kl_div"]
+            (torch.nn.NLLLoss, "forward"), (torch.nn.KLDivLoss, "forward"), *_refs("nll_loss", "cross_entropy"),
+            *decompositions("nll_loss", "cross_entropy"), *torch_compilers(), "cross_entropy", "nll_loss", "kl_div"]
+
+
+def _refs(*names: str) -> list:
+    """torch's Python references of its operators (torch._refs), which run them from plain ops."""
+    import torch._refs.nn.functional as functional
+
+    return [(functional, n) for n in names if hasattr(functional, n)]
 
 
 def _decoding_references() -> list:
@@ -41,7 +48,7 @@ def _decoding_references() -> list:
     return [decoding.greedy.__wrapped__, decoding.beam_search, decoding.beam_hypotheses.__wrapped__, rnn.rnn_step,
             (rnn.RNNCell, "forward"), (rnn.NaiveRNNCell, "forward"), (rnn.RNN, "forward"), *recurrent_layers(),
             (seq2seq.Decoder, "step"), (seq2seq.Seq2Seq, "step"), (seq2seq.Seq2Seq, "forward"),
-            (torch.nn.RNNCell, "forward"), (torch.nn.RNN, "forward"), *torch_compilers(), "rnn"]
+            (torch.nn.RNNCell, "forward"), (torch.nn.RNN, "forward"), *decompositions("rnn"), *torch_compilers(), "rnn"]
 
 
 def _beam_references() -> list:
@@ -60,8 +67,9 @@ def _bleu_references() -> list:
         from sacrebleu.metrics import bleu, helpers
     except ImportError:  # sacrebleu is in the requirements; without it there is nothing to block
         return refs
-    return refs + [(sacrebleu, "corpus_bleu"), (sacrebleu, "sentence_bleu"), (helpers, "extract_all_word_ngrams"),
-                   (helpers, "extract_word_ngrams"), *[(bleu.BLEU, n) for n in
+    # the n-gram helpers by their code: sacrebleu's bleu module holds its own names for them
+    return refs + [(sacrebleu, "corpus_bleu"), (sacrebleu, "sentence_bleu"), helpers.extract_all_word_ngrams,
+                   helpers.extract_word_ngrams, *[(bleu.BLEU, n) for n in
                    ("corpus_score", "sentence_score", "_extract_corpus_statistics", "_compute_segment_statistics",
                     "_extract_reference_info", "_cache_references")]]
 
@@ -161,6 +169,20 @@ def sample_decode_reference(params: dict, h0: torch.Tensor, uniforms: torch.Tens
     return out, margin
 
 
+def _safe_draws(params, h0, temperature, shape, dtype, g, margin: float) -> torch.Tensor:
+    """Uniforms at least ``margin`` from every token boundary of the reference's decoding: drawn
+    again while too close (up to 50 times), else the draw with the largest gap."""
+    best, best_gap = None, -1.0
+    for _ in range(50):
+        uniforms = torch.rand(*shape, generator=g, dtype=dtype)
+        _, gap = sample_decode_reference(params, h0, uniforms, temperature)
+        if gap > best_gap:
+            best, best_gap = uniforms, gap
+        if gap > margin:
+            break
+    return best
+
+
 def check_sample_decode(fn: Callable, trials: int = 8, seed: int = 409, margin: float = 1e-4) -> None:
     """Check ``fn(params, h0, uniforms, temperature) -> tokens (B, max_len)`` int64.
 
@@ -176,12 +198,9 @@ def check_sample_decode(fn: Callable, trials: int = 8, seed: int = 409, margin: 
         temperature = round(0.5 + 1.5 * float(torch.rand((), generator=g)), 3)
         params = rnn_decoder_params(V, E, H, g, dtype)
         h0 = torch.randn(B, H, generator=g, dtype=dtype)
-        for _ in range(50):  # draws near a boundary are drawn again
-            uniforms = torch.rand(B, max_len, generator=g, dtype=dtype)
-            expected, gap = sample_decode_reference(params, h0, uniforms, temperature)
-            if gap > margin:
-                break
+        uniforms = _safe_draws(params, h0, temperature, (B, max_len), dtype, g, margin)
         out = call(item, fn, {n: p.clone() for n, p in params.items()}, h0.clone(), uniforms.clone(), temperature)
+        expected, _ = sample_decode_reference(params, h0, uniforms, temperature)  # after the call
         guard_tensor(item, out, (B, max_len), torch.int64)
         if not torch.equal(out, expected):
             fail(item, f"the tokens differ from the reference for B={B}, V={V}, H={H}, max_len={max_len}, "
@@ -219,17 +238,20 @@ def check_beam_step_gnmt(fn: Callable, trials: int = 8, seed: int = 419) -> None
     item = "beam_step_gnmt"
     g = torch.Generator().manual_seed(item_seed(item, seed))
     for trial in range(trials):
-        B, K = (1, 1) if trial == 0 else tuple(int(v) for v in torch.randint(1, 5, (2,), generator=g))
+        B, K = (1, 1) if trial == 0 else (int(torch.randint(2, 5, (), generator=g)), int(torch.randint(1, 5, (), generator=g)))
         V, dtype = int(torch.randint(3, 7, (), generator=g)), _dtype(trial)
         k = 1 if trial == 0 else int(torch.randint(1, K * (V - 1) + 1, (), generator=g))
         scores = -5 * torch.rand(B, K, generator=g, dtype=dtype)
         if K > 1:
             scores[0, -1] = -math.inf  # an empty slot
         log_probs = torch.log_softmax(2 * torch.randn(B, K, V, generator=g, dtype=dtype), dim=-1)
+        length = int(torch.randint(1 if trial < 2 else 2, 12, (), generator=g))
+        alpha = 0.0 if trial == 1 else round(0.1 + 0.9 * float(torch.rand((), generator=g)), 3)
         best_finished = -20 * torch.rand(B, generator=g, dtype=dtype)
         best_finished[0] = -math.inf
-        length = int(torch.randint(1, 12, (), generator=g))
-        alpha = 0.0 if trial == 1 else round(float(torch.rand((), generator=g)), 3)
+        if B > 1:  # in sample 1 the old best beats every <eos> extension of this step, penalised or not
+            ended = (scores[1] + log_probs[1, :, EOS_ID]).max()
+            best_finished[1] = torch.minimum(ended, ended / gnmt_penalty(length, alpha)) * 0.5
         out = call(item, fn, scores.clone(), log_probs.clone(), best_finished.clone(), length, k, alpha)
         live, parents, tokens, best = beam_step_gnmt_reference(scores, log_probs, best_finished, length, k, alpha)
         if not isinstance(out, tuple) or tuple.__len__(out) != 4:
@@ -290,8 +312,10 @@ def check_clipped_precision(fn: Callable, trials: int = 8, seed: int = 421) -> N
         hypotheses = [_sentence(g, vocab, 0, 9) for _ in range(size)]
         references = [[_sentence(g, vocab, 1, 9) for _ in range(1 + int(torch.randint(3, (), generator=g)))]
                       for _ in range(size)]
-        if trial == 0:  # 'the' three times in one reference and twice in another: the clip is 3, not 5
-            hypotheses, references, n = [["the"] * 4 + ["cat"]], [[["the", "the", "cat", "the"], ["the", "mat", "the"]]], 1
+        if trial == 0:  # 'the' twice in one reference and three times in the second: the clip is 3, not 5 or 2
+            hypotheses, references, n = [["the"] * 4 + ["cat"]], [[["the", "mat", "the"], ["the", "the", "cat", "the"]]], 1
+        if trial == 2:  # each word clipped by its own best reference: (4, 4), not the best single reference's (2, 4)
+            hypotheses, references, n = [["the", "the", "cat", "cat"]], [[["the", "the"], ["cat", "cat"]]], 1
         if trial == 1:
             hypotheses[0] = []
         out = call(item, fn, [list(h) for h in hypotheses], [[list(r) for r in refs] for refs in references], n)
@@ -309,3 +333,7 @@ def _guard_counts(item: str, out: Any) -> tuple[int, int]:
         got = type(out).__name__ if values is None else f"a tuple of {', '.join(type(v).__name__ for v in values)}"
         fail(item, f"expected a tuple (matches, total) of two Python ints, got {got}")
     return values
+
+
+# the reference answers' helpers, blocked with the *_reference functions while a student's code runs
+GRADER_HELPERS = [_decoder_step, gnmt_penalty, _ngrams, _safe_draws]
