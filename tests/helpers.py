@@ -54,3 +54,15 @@ def echo_accuracy(make_layer, steps: int, seed: int = 0, T: int = 8, delay: int 
     with torch.no_grad():
         logits, _ = model(x)
     return seqmem.metrics.accuracy(logits[:, delay:], y[:, delay:])
+
+
+def random_reversal(g, batch_size, min_len, max_len, symbols):
+    """B random strings of min_len..max_len symbols (ids 3 ... 3 + symbols - 1, after the library's
+    padding 0, <bos> 1, <eos> 2), and their reversals followed by <eos>: two seqmem.text.Padded.
+    Built here, apart from seqmem.tasks.reverse_tokens, so a test's data does not move with the task."""
+    from seqmem.text import pad
+
+    lengths = torch.randint(min_len, max_len + 1, (batch_size,), generator=g).tolist()
+    sources = [torch.randint(3, 3 + symbols, (n,), generator=g) for n in lengths]
+    targets = [torch.cat([s.flip(0), torch.tensor([2])]) for s in sources]
+    return pad(sources), pad(targets)

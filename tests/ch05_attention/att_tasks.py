@@ -7,7 +7,7 @@ import functools
 import torch
 
 import seqmem
-from seqmem.text import pad
+from helpers import random_reversal
 
 SYMBOLS = 8
 V = 3 + SYMBOLS
@@ -15,10 +15,7 @@ V = 3 + SYMBOLS
 
 def reversal(g, batch_size, min_len=5, max_len=15):
     """B random strings of min_len..max_len symbols, and their reversals followed by <eos>: two Padded."""
-    lengths = torch.randint(min_len, max_len + 1, (batch_size,), generator=g).tolist()
-    sources = [torch.randint(3, V, (n,), generator=g) for n in lengths]
-    targets = [torch.cat([s.flip(0), torch.tensor([2])]) for s in sources]
-    return pad(sources), pad(targets)
+    return random_reversal(g, batch_size, min_len, max_len, SYMBOLS)
 
 
 def model(style, seed=0, E=16, H=32, cell=seqmem.GRUCell, score=None):
