@@ -358,12 +358,27 @@ def test_only_plain_text_and_images_of_a_students_outputs_are_kept():
 
 # ------------------------------------------------------------------------------ the grading seed
 
+def _padded_rnn(xs, lengths, h0, W_ih, W_hh, b_ih, b_hh):
+    """A right answer to homework 1's first item, written here (the check's own reference is
+    blocked while an answer runs)."""
+    rows, last = [], []
+    for b in range(xs.shape[0]):
+        h, states = h0[b], []
+        for t in range(int(lengths[b])):
+            h = torch.tanh(W_ih @ xs[b, t] + b_ih + W_hh @ h + b_hh)
+            states.append(h)
+        pad = [torch.zeros_like(h0[b])] * (xs.shape[1] - len(states))
+        rows.append(torch.stack(states + pad))
+        last.append(h)
+    return torch.stack(rows), torch.stack(last)  # (B, T, H), (B, H)
+
+
 def _inputs_seen(seed):
     seen = []
 
     def student(xs, lengths, h0, *weights):
         seen.append(xs.clone())
-        return hw1.rnn_padded_reference(xs, lengths, h0, *weights)
+        return _padded_rnn(xs, lengths, h0, *weights)
 
     guard.set_grading_seed(seed)
     try:
@@ -400,6 +415,6 @@ def test_nbgrader_stops_when_the_sandboxed_autograder_cannot_be_loaded(tmp_path)
 def test_a_check_run_by_nbgrader_itself_in_the_students_kernel_grades_nothing(monkeypatch):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     with pytest.raises(AssertionError, match="^rnn_forward_padded: not graded: .* without seqmem's sandbox"):
-        hw1.check_rnn_forward_padded(hw1.rnn_padded_reference)
+        hw1.check_rnn_forward_padded(_padded_rnn)
     monkeypatch.setenv("NBGRADER_EXECUTION", "validate")  # a student's Validate button: the checks run as usual
-    hw1.check_rnn_forward_padded(hw1.rnn_padded_reference)
+    hw1.check_rnn_forward_padded(_padded_rnn)
