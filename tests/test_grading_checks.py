@@ -18,14 +18,16 @@ from torch.nn import functional as F
 import seqmem
 from conftest import ROOT
 from seqmem import grading
-from seqmem.grading import guard, hw1, hw2, hw3
+from seqmem.grading import guard, hw1, hw2, hw3, hw4
 
 CHECKS = {"rnn_forward_padded": hw1.check_rnn_forward_padded, "bptt_with_readout": hw1.check_bptt_with_readout,
           "clip_grads_": hw1.check_clip_grads_, "lstm_backward": hw2.check_lstm_backward,
           "mgu_cell_forward": hw2.check_mgu_cell_forward, "counting_cell": hw2.check_counting_cell,
           "ctc_log_beta": hw2.check_ctc_log_beta, "sequence_nll": hw3.check_sequence_nll,
           "sample_decode": hw3.check_sample_decode, "beam_step_gnmt": hw3.check_beam_step_gnmt,
-          "clipped_precision": hw3.check_clipped_precision}
+          "clipped_precision": hw3.check_clipped_precision, "additive_weights": hw4.check_additive_weights,
+          "scaled_dot_attention": hw4.check_scaled_dot_attention, "memory_hop": hw4.check_memory_hop,
+          "copy_mixture": hw4.check_copy_mixture}
 HOMEWORKS = sorted(p.name for p in (ROOT / "solutions").glob("hw*"))
 
 
@@ -520,16 +522,18 @@ def test_the_hidden_cases_cover_the_edges():
 def test_the_checks_own_answers_are_blocked_for_every_item(item):
     """``import seqmem`` reaches seqmem.grading: a check's reference would be a one-line answer."""
     blocked_targets = guard.references(item)
-    for module in (hw1, hw2, hw3):
+    for module in (hw1, hw2, hw3, hw4):
         for name, fn in vars(module).items():
             if name.endswith("_reference") and callable(fn):
                 assert fn in blocked_targets, f"{module.__name__}.{name} is not blocked for {item}"
-    assert all(f in blocked_targets for f in hw3.GRADER_HELPERS)
+    assert all(f in blocked_targets for f in hw3.GRADER_HELPERS + hw4.GRADER_HELPERS)
 
 
 @pytest.mark.parametrize("item, answer", [
     ("sequence_nll", lambda *a: hw3.sequence_nll_reference(*a)),
     ("clipped_precision", lambda *a: hw3.clipped_precision_reference(*a)),
+    ("memory_hop", lambda *a: hw4.memory_hop_reference(*a)),
+    ("copy_mixture", lambda *a: hw4.copy_mixture_reference(*a)),
     ("mgu_cell_forward", lambda *a: hw2.mgu_reference(*a)),
     ("rnn_forward_padded", lambda *a: hw1.rnn_padded_reference(*a))])
 def test_an_answer_that_calls_a_checks_reference_is_blocked(item, answer):

@@ -21,10 +21,12 @@ from .hw2 import (check_counting_cell, check_ctc_log_beta, check_lstm_backward, 
                   counter_outputs, counting_sequences, run_counting_cell)
 from .hw3 import (check_beam_step_gnmt, check_clipped_precision, check_sample_decode, check_sequence_nll,
                   rnn_decoder_params)
+from .hw4 import check_additive_weights, check_copy_mixture, check_memory_hop, check_scaled_dot_attention
 
 __all__ = ["ReferenceBlocked", "blocked", "set_grading_seed",
            "check_rnn_forward_padded", "check_bptt_with_readout", "check_clip_grads_",
            "check_lstm_backward", "check_mgu_cell_forward", "check_counting_cell", "check_ctc_log_beta",
            "counting_sequences", "counter_outputs", "run_counting_cell",
            "check_sequence_nll", "check_sample_decode", "check_beam_step_gnmt", "check_clipped_precision",
-           "rnn_decoder_params"]
+           "rnn_decoder_params", "check_additive_weights", "check_scaled_dot_attention", "check_memory_hop",
+           "check_copy_mixture"]
