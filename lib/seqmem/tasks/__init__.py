@@ -39,6 +39,9 @@ from .babi import (BABI_ANIMALS, BABI_COLORS, BABI_OBJECTS, BABI_PEOPLE, BABI_PL
                    SLIDE_STORY, BabiBatch, Story, babi_split, babi_stories, babi_vocab, encode_stories, story_text)
 from .translation import (DATE_STYLES, chinese_numeral, date_normalisation, date_split, date_text, date_vocabs,
                           number_split, number_translation, number_vocabs, number_words)
+from . import templates
+from .templates import (NAME_POOLS, TEMPLATES, VOCAB_NAMES, name_pool, template_pairs, template_sentences,
+                        template_vocab)
 
 __all__ = [
     "IGNORE_INDEX", "algorithmic", "babi", "counting", "digits", "language", "translation",
