@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import seqmem
+import seqmem.copy
 from test_grading_checks import source  # noqa: F401 (the fixture: every homework's source answers)
 from seqmem import grading
 from seqmem.grading import guard, hw4
@@ -195,6 +196,7 @@ BLOCKED = {
     "torch.nn.functional.scaled_dot_product_attention": ("scaled_dot_attention", _sdpa_by_torch),
     "seqmem.attention.scaled_dot_product_attention": ("scaled_dot_attention", _sdpa_by_library),
     "seqmem.memn2n.match": ("memory_hop", _hop_by_library),
+    "seqmem.copy.copy_distribution": ("copy_mixture", lambda p, a, ids, g, n: seqmem.copy.copy_distribution(p, a, ids, g, n)),
 }
 
 
