@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from .core import History, check_positive_int, check_shape, fit
 
 __all__ = ["MemN2N", "MemN2NOutput", "position_encoding", "word_weights", "match", "read", "recency",
-           "add_empty_memories", "memn2n_loss", "train_memn2n", "TYINGS"]
+           "add_empty_memories", "memn2n_loss", "validation_loss", "train_memn2n", "TYINGS"]
 
 #: The weight-tying schemes of section 2.2, and none.
 TYINGS = ("adjacent", "layerwise", "none")
@@ -320,46 +320,95 @@ def add_empty_memories(stories: torch.Tensor, mask: torch.Tensor, p: float = 0.1
     return out, torch.arange(M, device=mask.device) < (n + insert.sum(1) - overflow)[:, None]
 
 
-def memn2n_loss(model: MemN2N, batch) -> tuple[torch.Tensor, dict]:
+def memn2n_loss(model: MemN2N, batch, reduction: str = "mean") -> tuple[torch.Tensor, dict]:
     """The cross-entropy of the answers, and their accuracy: ``batch`` is (stories, queries,
-    answers, mask, ...) as a ``seqmem.tasks.BabiBatch`` holds them."""
+    answers, mask, ...) as a ``seqmem.tasks.BabiBatch`` holds them. ``reduction`` "mean" averages
+    over the batch; "sum" adds it up (the paper's cost, "not averaged over a batch")."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     stories, queries, answers, mask = batch[:4]
     logits = model(stories, queries, mask).logits  # (B, V)
     accuracy = (logits.argmax(-1) == answers).float().mean().item()
-    return F.cross_entropy(logits, answers), {"accuracy": accuracy}
+    return F.cross_entropy(logits, answers, reduction=reduction), {"accuracy": accuracy}
+
+
+def _clip_each(optimizer, args, kwargs) -> None:
+    """An optimizer pre-step hook: every parameter's gradient clipped to norm ``optimizer.clip_each``
+    on its own (the paper's QA setting: each weight matrix measured separately)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                torch.nn.utils.clip_grad_norm_([p], optimizer.clip_each)
+
+
+def validation_loss(model: MemN2N, data) -> float:
+    """The mean cross-entropy of ``model`` on ``data`` (a ``BabiBatch``), without gradients, in the
+    model's current mode (with or without the softmax of linear start)."""
+    with torch.no_grad():
+        return memn2n_loss(model, data)[0].item()
 
 
 def train_memn2n(model: MemN2N, data, *, epochs: int = 60, batch_size: int = 32, lr: float = 0.01,
-                 optimizer: str = "adam", anneal_every: int | None = 15, linear_start_epochs: int = 0, random_noise: float = 0.0,
-                 clip_grad_norm: float = 40.0, generator: torch.Generator | None = None,
-                 progress: bool = False) -> History:
+                 optimizer: str = "adam", anneal_every: int | None = 15, linear_start_epochs: int = 0,
+                 linear_start_lr: float | None = None, validation=None, random_noise: float = 0.0,
+                 clip_grad_norm: float = 40.0, clip_each: bool = False, reduction: str = "mean",
+                 generator: torch.Generator | None = None, progress: bool = False) -> History:
     """Train ``model`` on ``data`` (a ``BabiBatch`` of N stories) for ``epochs`` passes of minibatches.
 
-    Adam with learning rate ``lr``, halved every ``anneal_every`` epochs (the paper: SGD at 0.01,
-    halved every 25 of 100 epochs; Adam gets there in fewer); the gradient's norm clipped to 40 as
-    in the paper. Linear start: the first ``linear_start_epochs`` epochs run without the hops'
-    softmax (the paper puts it back when the validation loss stops falling; a fixed count here).
-    ``random_noise`` is the p of ``add_empty_memories`` for training batches (the paper's 0.1).
-    ``generator`` draws the minibatches' order and the noise. Returns the history of every step.
+    Adam (or ``optimizer="sgd"``, the paper's) with learning rate ``lr``, halved every
+    ``anneal_every`` epochs (the paper: SGD at 0.01, halved every 25 of 100 epochs); the gradient's
+    norm clipped to ``clip_grad_norm`` (40 in the paper), all parameters together, or each parameter
+    on its own with ``clip_each=True`` (the paper's QA setting). ``reduction="sum"`` adds the loss
+    up over a minibatch instead of averaging it (the paper's).
+
+    Linear start (LS): the first epochs run without the hops' softmax, at ``linear_start_lr`` if given
+    (the paper's 0.005) else at the schedule's rate. Without ``validation`` they are exactly
+    ``linear_start_epochs``; with a ``validation`` ``BabiBatch`` the softmax comes back after the
+    first LS epoch whose validation loss does not fall below the lowest so far (the paper's rule), or
+    after ``linear_start_epochs`` at most. ``random_noise`` is the p of ``add_empty_memories`` for
+    training batches (the paper's 0.1). ``generator`` draws the minibatches' order and the noise.
+
+    Returns:
+        the history of every step; ``history.evals`` holds (step, validation loss) after every
+        epoch when ``validation`` is given, and ``history.linear_start_epochs`` how many LS epochs ran.
     """
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if linear_start_epochs < 0 or linear_start_epochs > epochs:
+        raise ValueError(f"linear_start_epochs must be in [0, epochs = {epochs}], got {linear_start_epochs!r}")
     optimizer = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
+    if clip_each:
+        optimizer.clip_each = clip_grad_norm
+        optimizer.register_step_pre_hook(_clip_each)
+    loss = (lambda m, b: memn2n_loss(m, b, reduction)) if reduction == "sum" else memn2n_loss
     history, N = History(), data[0].shape[0]
+    model.linear_start, best, ls_epochs = linear_start_epochs > 0, float("inf"), 0
     for epoch in range(epochs):
-        model.linear_start = epoch < linear_start_epochs
+        rate = lr * 0.5 ** (epoch // anneal_every if anneal_every else 0)
         for group in optimizer.param_groups:
-            group["lr"] = lr * 0.5 ** (epoch // anneal_every if anneal_every else 0)
+            group["lr"] = linear_start_lr if model.linear_start and linear_start_lr is not None else rate
         order = torch.randperm(N, generator=generator, device=_gen_device(generator)).to(data[0].device)
         batches = [_minibatch(data, idx, random_noise, generator) for idx in order.split(batch_size)]
-        part = fit(model, batches, memn2n_loss, optimizer=optimizer, clip_grad_norm=clip_grad_norm,
+        part = fit(model, batches, loss, optimizer=optimizer, clip_grad_norm=None if clip_each else clip_grad_norm,
                    progress=progress)
         history.loss += part.loss
         for name, values in part.logs.items():
             history.logs.setdefault(name, []).extend(values)
+        if model.linear_start:
+            ls_epochs += 1
+            stop = ls_epochs >= linear_start_epochs
+            if validation is not None:
+                value = validation_loss(model, validation)
+                stop, best = stop or value >= best, min(best, value)
+            model.linear_start = not stop
+        if validation is not None:
+            history.evals.append((len(history.loss), validation_loss(model, validation)))
     model.linear_start = False
+    history.linear_start_epochs = ls_epochs
     return history
 
 

@@ -205,3 +205,18 @@ def test_encoding_pads_short_stories_with_empty_slots():
 def test_bad_arguments_say_what_was_expected(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_task_16_is_ordered_as_babi_writes_it(stories):
+    """As in bAbI's files (and the lecture's story): the asked animal's species is the last
+    sentence, and no animal's colour comes before its species."""
+    for story in stories[16, "train"]:
+        last = story.sentences[-1]
+        assert last[0] == story.question[-1] and last[2] == "a", babi.story_text(story)
+        seen = set()
+        for words in story.sentences:
+            if words[2] == "a":
+                seen.add(words[0])
+            else:
+                assert words[0] in seen or not any(w[0] == words[0] and w[2] == "a" for w in story.sentences), \
+                    babi.story_text(story)

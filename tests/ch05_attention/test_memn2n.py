@@ -260,6 +260,10 @@ def test_gradients_reach_every_parameter():
     (lambda m, s, q, k: add_empty_memories(s, k.flip(1), 0.1), "used slots first"),
     (lambda m, s, q, k: add_empty_memories(s, k, 1.5), "probability"),
     (lambda m, s, q, k: memn2n.train_memn2n(m, (s, q, q[:, 0], k), optimizer="rmsprop"), "optimizer must be"),
+    (lambda m, s, q, k: memn2n.train_memn2n(m, (s, q, q[:, 0], k), reduction="max"), "reduction must be"),
+    (lambda m, s, q, k: memn2n.memn2n_loss(m, (s, q, q[:, 0], k), reduction="none"), "reduction must be"),
+    (lambda m, s, q, k: memn2n.train_memn2n(m, (s, q, q[:, 0], k), epochs=3, linear_start_epochs=4),
+     r"linear_start_epochs must be in \[0, epochs = 3\]"),
 ])
 def test_errors_say_what_was_expected(call, message):
     stories, queries, mask = _inputs()
@@ -295,3 +299,75 @@ def test_three_hops_with_pe_learn_task_1():
     assert accuracy >= 0.95, f"test accuracy {accuracy:.3f} after {seconds:.0f} s"
     # the last hop looks at the supporting fact more than at all the other sentences together
     assert (out.attention[:, -1] * test.support).sum(-1).mean() > 0.5
+
+
+# ------------------------------------------------------------------ the paper's training options
+
+def _task1(n=64, seed=0):
+    vocab = babi.babi_vocab(1)
+    return vocab, babi.encode_stories(babi.babi_stories(1, n, "train", gen(seed)), vocab, 10)
+
+
+def test_summed_cost_is_batch_size_times_the_mean():
+    vocab, data = _task1(8)
+    torch.manual_seed(0)
+    model = MemN2N(len(vocab), 8, 2, 10).double()
+    mean, _ = memn2n.memn2n_loss(model, data)
+    total, _ = memn2n.memn2n_loss(model, data, reduction="sum")
+    torch.testing.assert_close(total, 8 * mean)
+
+
+@pytest.mark.parametrize("clip_each", [True, False])
+def test_clipping_each_parameter_on_its_own(clip_each):
+    """One SGD step at learning rate 1 with a tiny clip: with clip_each every parameter moves by
+    exactly the clip (its own gradient is far larger); clipped together, by less (their squares add to it)."""
+    vocab, data = _task1(8)
+    torch.manual_seed(0)
+    model = MemN2N(len(vocab), 8, 2, 10).double()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    memn2n.train_memn2n(model, tuple(data), epochs=1, batch_size=8, lr=1.0, optimizer="sgd", clip_grad_norm=1e-4,
+                        clip_each=clip_each, reduction="sum", anneal_every=None)
+    moves = torch.stack([(p.detach() - before[n]).norm() for n, p in model.named_parameters()])
+    if clip_each:
+        torch.testing.assert_close(moves, torch.full_like(moves, 1e-4))
+    else:
+        torch.testing.assert_close(moves.square().sum().sqrt(), torch.tensor(1e-4, dtype=moves.dtype))
+        assert (moves < 0.9e-4).all()
+
+
+def test_linear_start_ends_when_the_validation_loss_stops_falling():
+    """At learning rate 0 the validation loss never falls after the first epoch: LS stops after 2."""
+    vocab, data = _task1(32)
+    _, val = _task1(16, seed=1)
+    torch.manual_seed(0)
+    model = MemN2N(len(vocab), 8, 2, 10)
+    history = memn2n.train_memn2n(model, data, epochs=5, lr=0.0, linear_start_epochs=5, validation=val)
+    assert history.linear_start_epochs == 2 and len(history.evals) == 5 and not model.linear_start
+
+
+def test_linear_start_with_validation_stops_at_the_first_epoch_without_a_new_low(monkeypatch):
+    """Every LS epoch before the last set a new lowest validation loss (in LS mode); the last did not,
+    unless LS ran to its maximum. Without validation, LS runs exactly linear_start_epochs."""
+    vocab, data = _task1(128)
+    _, val = _task1(64, seed=1)
+    seen, original = [], memn2n.validation_loss
+
+    def spy(model, batch):
+        value = original(model, batch)
+        if model.linear_start:
+            seen.append(value)
+        return value
+
+    monkeypatch.setattr(memn2n, "validation_loss", spy)
+    torch.manual_seed(0)
+    history = memn2n.train_memn2n(MemN2N(len(vocab), 8, 2, 10), data, epochs=8, lr=0.01, linear_start_epochs=8,
+                                  validation=val, generator=gen(0))
+    n = history.linear_start_epochs
+    # an LS epoch that goes on evaluates twice in LS mode (the decision, then history.evals), the last once
+    ls = seen[::2]
+    assert len(ls) == n and [v for _, v in history.evals[: n - 1]] == ls[: n - 1]
+    assert all(ls[i] < min(ls[:i]) for i in range(1, n - 1))
+    assert n == 8 or ls[n - 1] >= min(ls[: n - 1])
+    torch.manual_seed(0)
+    fixed = memn2n.train_memn2n(MemN2N(len(vocab), 8, 2, 10), data, epochs=4, linear_start_epochs=3)
+    assert fixed.linear_start_epochs == 3 and fixed.evals == []

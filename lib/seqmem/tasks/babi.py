@@ -195,19 +195,25 @@ def _facts_of(name: str, species: str, color: str, which: str) -> list[tuple]:
 
 
 def _induction(rng: random.Random, n_sentences: int) -> Story:
-    """Task 16: the asked animal's species, one other animal of that species with its colour, and
-    two or three distractors (other species) with their species, colour or both, shuffled."""
+    """Task 16: one other animal of the asked one's species with its colour, and two or three
+    distractors (other species) with their species, colour or both; as in bAbI's stories, each
+    animal's species comes before its colour, the animals' facts interleaved at random, and the
+    asked animal's species is the last sentence, just before the question."""
     color = {s: rng.choice(BABI_COLORS) for s in BABI_SPECIES}  # the story's rule: each species' colour
     asked, witness, *others = rng.sample(BABI_ANIMALS, len(BABI_ANIMALS))
     species = rng.choice(BABI_SPECIES)
-    facts = _facts_of(asked, species, color[species], "s") + _facts_of(witness, species, color[species], "sc")
+    animals = [_facts_of(witness, species, color[species], "sc")]  # per animal, its facts in order
     spare = n_sentences - 3  # sentences left for the distractors: two to six
     k = 2 if spare < 3 else rng.choice([2, 3]) if spare <= 4 else 3  # distractors that fit
     sizes = _split_sizes(rng, spare, k)
     for name, size in zip(others[:k], sizes):
         s = rng.choice([t for t in BABI_SPECIES if t != species])
-        facts += _facts_of(name, s, color[s], "sc" if size == 2 else rng.choice("sc"))
-    rng.shuffle(facts)
+        animals.append(_facts_of(name, s, color[s], "sc" if size == 2 else rng.choice("sc")))
+    facts = []
+    while any(animals):  # the next fact from an animal drawn in proportion to its facts left
+        left = [a for a in animals for _ in a]
+        facts.append(rng.choice(left).pop(0))
+    facts += _facts_of(asked, species, color[species], "s")
     support = tuple(i for i, (name, _, _) in enumerate(facts) if name in (asked, witness))
     return Story([f[2] for f in facts], ["What", "color", "is", asked], color[species], support)
 
