@@ -60,6 +60,9 @@ from .attention import (AdditiveScore, AttentionDecoder, AttentionState, Bilinea
 from .memn2n import MemN2N, MemN2NOutput, add_empty_memories, position_encoding, train_memn2n
 from . import copy
 from .copy import CopyDecoder, CopyPairs, CopySeq2Seq, CopyState, copy_distribution, copy_loss, copy_nll
+from . import vision, hard_attention
+from .vision import AttentionCaptioner, RegionEncoder
+from .hard_attention import GlimpseClassifier, GlimpseOutput, baseline_loss, glimpse_loss, reinforce_surrogate
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -88,6 +91,8 @@ __all__ = [
     "scaled_dot_product_attention", "AttentionDecoder", "AttentionState",
     "memn2n", "MemN2N", "MemN2NOutput", "position_encoding", "add_empty_memories", "train_memn2n",
     "copy", "copy_distribution", "copy_nll", "CopyDecoder", "CopyState", "CopySeq2Seq", "CopyPairs", "copy_loss",
+    "vision", "RegionEncoder", "AttentionCaptioner",
+    "hard_attention", "GlimpseClassifier", "GlimpseOutput", "reinforce_surrogate", "baseline_loss", "glimpse_loss",
     # every chapter
     "tasks", "viz", "grading",
 ]
