@@ -58,6 +58,8 @@ from . import attention, memn2n
 from .attention import (AdditiveScore, AttentionDecoder, AttentionState, BilinearScore, DotScore, ScaledDotScore,
                         Score, attend, masked_softmax, scaled_dot_product_attention)
 from .memn2n import MemN2N, MemN2NOutput, add_empty_memories, position_encoding, train_memn2n
+from . import hierarchical
+from .hierarchical import ContextAttention, HierarchicalAttention, HierarchicalOutput
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -85,6 +87,7 @@ __all__ = [
     "attention", "Score", "AdditiveScore", "BilinearScore", "DotScore", "ScaledDotScore", "masked_softmax", "attend",
     "scaled_dot_product_attention", "AttentionDecoder", "AttentionState",
     "memn2n", "MemN2N", "MemN2NOutput", "position_encoding", "add_empty_memories", "train_memn2n",
+    "hierarchical", "ContextAttention", "HierarchicalAttention", "HierarchicalOutput",
     # every chapter
     "tasks", "viz", "grading",
 ]

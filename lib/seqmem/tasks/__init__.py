@@ -27,6 +27,8 @@ Everything is also importable from ``seqmem.tasks`` itself. Later chapters add t
 """
 from ..core import IGNORE_INDEX
 from . import algorithmic, babi, counting, digits, language, translation
+from . import documents
+from .documents import DOC_FILLER, DOC_LABELS, DOC_TOPICS, Documents, cue_documents, document_text, document_vocab
 from .algorithmic import (adding_problem, collapse_runs, copy_task, copy_tokens, delayed_echo, future_tagging,
                           number_to_bits, parity, reverse_tokens, symbol_vocab)
 from .counting import (SLIDE_INPUTS, SLIDE_MEMORY, SLIDE_OUTPUTS, counting_cell, counting_cell_weights,
@@ -60,4 +62,7 @@ __all__ = [
     # bAbI-style stories
     "Story", "BabiBatch", "babi_stories", "babi_vocab", "babi_split", "encode_stories", "story_text", "SLIDE_STORY",
     "BABI_TASKS", "BABI_PEOPLE", "BABI_PLACES", "BABI_OBJECTS", "BABI_ANIMALS", "BABI_SPECIES", "BABI_COLORS",
+    # documents with a cue sentence
+    "documents", "Documents", "cue_documents", "document_vocab", "document_text", "DOC_TOPICS", "DOC_LABELS",
+    "DOC_FILLER",
 ]
