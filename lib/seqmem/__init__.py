@@ -60,6 +60,8 @@ from .attention import (AdditiveScore, AttentionDecoder, AttentionState, Bilinea
 from .memn2n import MemN2N, MemN2NOutput, add_empty_memories, position_encoding, train_memn2n
 from . import hierarchical
 from .hierarchical import ContextAttention, HierarchicalAttention, HierarchicalOutput
+from . import vqa
+from .vqa import SpatialAttentionVQA, VQAOutput
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -88,6 +90,7 @@ __all__ = [
     "scaled_dot_product_attention", "AttentionDecoder", "AttentionState",
     "memn2n", "MemN2N", "MemN2NOutput", "position_encoding", "add_empty_memories", "train_memn2n",
     "hierarchical", "ContextAttention", "HierarchicalAttention", "HierarchicalOutput",
+    "vqa", "SpatialAttentionVQA", "VQAOutput",
     # every chapter
     "tasks", "viz", "grading",
 ]
