@@ -63,6 +63,10 @@ from .copy import CopyDecoder, CopyPairs, CopySeq2Seq, CopyState, copy_distribut
 from . import vision, hard_attention
 from .vision import AttentionCaptioner, RegionEncoder
 from .hard_attention import GlimpseClassifier, GlimpseOutput, baseline_loss, glimpse_loss, reinforce_surrogate
+from . import hierarchical
+from .hierarchical import ContextAttention, HierarchicalAttention, HierarchicalOutput
+from . import vqa
+from .vqa import SpatialAttentionVQA, VQAOutput
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -93,6 +97,8 @@ __all__ = [
     "copy", "copy_distribution", "copy_nll", "CopyDecoder", "CopyState", "CopySeq2Seq", "CopyPairs", "copy_loss",
     "vision", "RegionEncoder", "AttentionCaptioner",
     "hard_attention", "GlimpseClassifier", "GlimpseOutput", "reinforce_surrogate", "baseline_loss", "glimpse_loss",
+    "hierarchical", "ContextAttention", "HierarchicalAttention", "HierarchicalOutput",
+    "vqa", "SpatialAttentionVQA", "VQAOutput",
     # every chapter
     "tasks", "viz", "grading",
 ]

@@ -27,6 +27,10 @@ Everything is also importable from ``seqmem.tasks`` itself. Later chapters add t
 """
 from ..core import IGNORE_INDEX
 from . import algorithmic, babi, counting, digits, language, translation
+from . import documents, scenes
+from .documents import DOC_FILLER, DOC_LABELS, DOC_TOPICS, Documents, cue_documents, document_text, document_vocab
+from .scenes import (QUESTION_KINDS, SCENE_COLORS, SCENE_REGIONS, SCENE_SHAPES, Scenes, question_text, region_mask,
+                     scene_vocab, visual_questions)
 from .algorithmic import (adding_problem, collapse_runs, copy_task, copy_tokens, delayed_echo, future_tagging,
                           number_to_bits, parity, reverse_tokens, symbol_vocab)
 from .counting import (SLIDE_INPUTS, SLIDE_MEMORY, SLIDE_OUTPUTS, counting_cell, counting_cell_weights,
@@ -63,4 +67,10 @@ __all__ = [
     # bAbI-style stories
     "Story", "BabiBatch", "babi_stories", "babi_vocab", "babi_split", "encode_stories", "story_text", "SLIDE_STORY",
     "BABI_TASKS", "BABI_PEOPLE", "BABI_PLACES", "BABI_OBJECTS", "BABI_ANIMALS", "BABI_SPECIES", "BABI_COLORS",
+    # documents with a cue sentence
+    "documents", "Documents", "cue_documents", "document_vocab", "document_text", "DOC_TOPICS", "DOC_LABELS",
+    "DOC_FILLER",
+    # scenes with yes/no questions
+    "scenes", "Scenes", "visual_questions", "scene_vocab", "question_text", "region_mask", "SCENE_COLORS",
+    "SCENE_SHAPES", "SCENE_REGIONS", "QUESTION_KINDS",
 ]
