@@ -226,13 +226,28 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> to
 
     Entries masked out (or scored -inf) get weight 0. A row with nothing left, every entry masked
     or -inf, gets all-zero weights, rather than the 0 / 0 = NaN of a plain softmax; its gradient is
-    zero as well. ``mask`` broadcasts against ``scores``.
+    zero as well.
+
+    ``mask`` is a bool tensor with as many dimensions as ``scores`` and the same last one (the
+    keys); any other dimension is the scores' or 1: (B, 1, S) for every query of a sample, never a
+    bare (B, S) against (B, T, S) scores, which would pair samples with queries (a ``ValueError``).
     """
     if mask is not None:
+        _check_softmax_mask(mask, scores)
         scores = scores.masked_fill(~mask, float("-inf"))
     dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # rows where no entry takes part
     weights = torch.softmax(scores.masked_fill(dead, 0.0), dim=-1)  # finite everywhere: no NaN in the graph
     return weights.masked_fill(dead, 0.0)
+
+
+def _check_softmax_mask(mask, scores: torch.Tensor) -> None:
+    shape = tuple(scores.shape)
+    fits = isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and mask.dim() == len(shape) and \
+        mask.shape[-1] == shape[-1] and all(m in (1, n) for m, n in zip(mask.shape, shape))
+    if not fits:
+        got = f"{_shape(mask)} of dtype {mask.dtype}" if isinstance(mask, torch.Tensor) else _shape(mask)
+        raise ValueError(f"mask must be a bool tensor with the scores' {len(shape)} dimensions, each the scores' "
+                         f"size or 1 and the last {shape[-1]} (scores {shape}), got {got}")
 
 
 def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, score: Callable,
@@ -330,6 +345,8 @@ def _sdpa_reference(q, k, v, attn_mask, dropout_p: float, is_causal: bool, scale
         attn_mask = torch.ones(L, S, dtype=torch.bool, device=q.device).tril()  # (L, S): j <= i
     if attn_mask is not None and attn_mask.dtype != torch.bool:
         scores, attn_mask = scores + attn_mask, None  # an additive mask: -inf drops a key
+    if attn_mask is not None:  # torch's broadcasting: leading dims of 1 where the mask has fewer
+        attn_mask = attn_mask.reshape((1,) * (scores.dim() - attn_mask.dim()) + tuple(attn_mask.shape))
     weights = masked_softmax(scores, attn_mask)  # (..., L, S); a row with no key: zeros
     if dropout_p > 0.0:
         weights = F.dropout(weights, dropout_p, training=True)

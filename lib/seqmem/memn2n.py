@@ -111,6 +111,13 @@ def match(u: torch.Tensor, m: torch.Tensor, mask: torch.Tensor, softmax: bool = 
         p (B, M): 0 at unused slots; with the softmax it sums to 1 over the used ones (all 0 when
         none is used, never NaN).
     """
+    if not (isinstance(m, torch.Tensor) and m.dim() == 3 and isinstance(u, torch.Tensor) and
+            tuple(u.shape) == (m.shape[0], m.shape[2])):
+        raise ValueError(f"u must have shape (B, d) and m (B, M, d) with the same B and d, got u "
+                         f"{tuple(getattr(u, 'shape', ()))} and m {tuple(getattr(m, 'shape', ()))}")
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != tuple(m.shape[:2]):
+        raise ValueError(f"mask must be a bool tensor of shape (B, M) = {tuple(m.shape[:2])}, got "
+                         f"{tuple(getattr(mask, 'shape', ()))} of {getattr(mask, 'dtype', type(mask).__name__)}")
     scores = torch.bmm(m, u[:, :, None]).squeeze(-1)  # (B, M): uᵀ m_i
     if not softmax:
         return scores.masked_fill(~mask, 0.0)

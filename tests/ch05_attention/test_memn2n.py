@@ -371,3 +371,14 @@ def test_linear_start_with_validation_stops_at_the_first_epoch_without_a_new_low
     torch.manual_seed(0)
     fixed = memn2n.train_memn2n(MemN2N(len(vocab), 8, 2, 10), data, epochs=4, linear_start_epochs=3)
     assert fixed.linear_start_epochs == 3 and fixed.evals == []
+
+
+def test_match_refuses_masks_and_queries_of_the_wrong_shape():
+    u, m = torch.randn(2, 4), torch.randn(2, 3, 4)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    torch.testing.assert_close(memn2n.match(u, m, mask).sum(1), torch.ones(2))
+    for bad in (torch.ones(3, dtype=torch.bool), torch.ones(2, 1, dtype=torch.bool), mask.float()):
+        with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(B, M\) = \(2, 3\)"):
+            memn2n.match(u, m, bad)
+    with pytest.raises(ValueError, match=r"u must have shape \(B, d\)"):
+        memn2n.match(torch.randn(1, 4), m, mask)

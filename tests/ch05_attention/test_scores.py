@@ -165,3 +165,18 @@ def test_exported_from_the_package():
     for name in ("AdditiveScore", "BilinearScore", "DotScore", "ScaledDotScore", "attend", "masked_softmax",
                  "scaled_dot_product_attention", "AttentionDecoder", "AttentionState", "Score"):
         assert getattr(seqmem, name) is getattr(seqmem.attention, name) and name in seqmem.__all__
+
+
+def test_masked_softmax_refuses_a_mask_that_would_pair_samples_with_queries():
+    """Scores (B, T, S) with a padding mask (B, S): broadcasting would read the mask by query, and
+    with T == B nothing would fail. The mask must say (B, 1, S)."""
+    scores = torch.zeros(2, 2, 3)
+    padding = torch.tensor([[True, True, False], [True, False, False]])
+    with pytest.raises(ValueError, match=r"mask must be a bool tensor with the scores' 3 dimensions"):
+        masked_softmax(scores, padding)
+    w = masked_softmax(scores, padding[:, None, :])
+    torch.testing.assert_close(w[0], torch.tensor([[0.5, 0.5, 0.0]] * 2))
+    torch.testing.assert_close(w[1], torch.tensor([[1.0, 0.0, 0.0]] * 2))
+    for bad in (padding.float()[:, None, :], torch.ones(2, 1, 4, dtype=torch.bool), torch.ones(3, 1, 3, dtype=torch.bool)):
+        with pytest.raises(ValueError, match="mask must be"):
+            masked_softmax(scores, bad)
