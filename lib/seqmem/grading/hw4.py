@@ -180,12 +180,13 @@ def check_memory_hop(fn: Callable, trials: int = 8, seed: int = 439) -> None:
     g = torch.Generator().manual_seed(item_seed(item, seed))
     for k in range(trials):
         B, N, d = (1, 1, 1) if k == 0 else tuple(int(v) for v in torch.randint(1, 7, (3,), generator=g))
-        dtype = _dtype(k)
+        dtype, with_H = _dtype(k), k in (2, 3, 5, 6)  # H in float32 and float64
+        d = max(d, 2) if with_H else d  # d >= 2: a 1 x 1 H equals its transpose
 
         def randn(*shape):
             return torch.randn(*shape, generator=g, dtype=dtype)
         u, m, c = randn(B, d), randn(B, N, d), randn(B, N, d)
-        H = randn(d, d) / math.sqrt(d) if k % 2 == 0 and k > 0 else None
+        H = randn(d, d) / math.sqrt(d) if with_H else None
         mask = torch.ones(B, N, dtype=torch.bool) if k < 2 else _mask(g, (B, N), empty_rows=k % 3 == 0)
         m[~mask] = 1e3 * randn(int((~mask).sum()), d)
         c[~mask] = 1e3 * randn(int((~mask).sum()), d)
