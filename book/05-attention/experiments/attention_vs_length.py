@@ -23,6 +23,10 @@ drawn from seed 10_000 + n, the same for every model): token accuracy and exact 
 Usage (from the repository root):
 
     python book/05-attention/experiments/attention_vs_length.py            # the chapter's sweep
+    python book/05-attention/experiments/attention_vs_length.py --models dot --steps 5000 \\
+        --out book/05-attention/experiments/attention_vs_length_dot.json      # the dot score, trained longer
+    python book/05-attention/experiments/attention_vs_length.py --models dot --style luong \\
+        --out book/05-attention/experiments/attention_vs_length_dot_luong.json  # the dot score, Luong's style
     python book/05-attention/experiments/attention_vs_length.py --quick --out /tmp/quick.json
 
 The results file (JSON, a ``seqmem.experiment.Record``) records the command, the configuration,
@@ -46,7 +50,8 @@ EXPERIMENT = "copying strings: token accuracy against source length, plain encod
 MODELS = ("plain", "additive", "bilinear", "dot")
 
 
-def model_for(kind: str, n_symbols: int, embedding_dim: int, hidden_size: int) -> seqmem.Seq2Seq:
+def model_for(kind: str, n_symbols: int, embedding_dim: int, hidden_size: int,
+              style: str = "bahdanau") -> seqmem.Seq2Seq:
     """A bidirectional GRU encoder (M = 2 hidden_size) and a GRUCell decoder of H = M units, plain or attending."""
     V, E = len(tasks.symbol_vocab(n_symbols)), embedding_dim
     encoder = seqmem.Encoder(V, E, seqmem.GRU(E, hidden_size, batch_first=True, bidirectional=True))
@@ -55,7 +60,8 @@ def model_for(kind: str, n_symbols: int, embedding_dim: int, hidden_size: int) -
         return seqmem.Seq2Seq(encoder, seqmem.Decoder(V, E, seqmem.GRUCell(E, H), context_size=encoder.context_size))
     score = {"additive": lambda: seqmem.AdditiveScore(H, M, H), "bilinear": lambda: seqmem.BilinearScore(H, M),
              "dot": seqmem.DotScore}[kind]()
-    decoder = seqmem.AttentionDecoder(V, E, seqmem.GRUCell(E + M, H), M, score, "bahdanau",
+    fed = M if style == "bahdanau" else H  # the context (Bahdanau) or Luong's attentional state h~ enters the cell
+    decoder = seqmem.AttentionDecoder(V, E, seqmem.GRUCell(E + fed, H), M, score, style,
                                       context_size=encoder.context_size)
     return seqmem.Seq2Seq(encoder, decoder)
 
@@ -77,7 +83,7 @@ def run_one(job: dict) -> dict:
     torch.set_num_threads(1)
     cfg, kind, seed = job["cfg"], job["model"], job["seed"]
     torch.manual_seed(seed)
-    model = model_for(kind, cfg["n_symbols"], cfg["embedding_dim"], cfg["hidden_size"])
+    model = model_for(kind, cfg["n_symbols"], cfg["embedding_dim"], cfg["hidden_size"], cfg.get("style", "bahdanau"))
     train = torch.Generator().manual_seed(seed)  # the same training strings for every model of a seed
     val = tasks.copy_tokens(cfg["val_size"], tuple(cfg["train_lengths"]), n_symbols=cfg["n_symbols"],
                             generator=torch.Generator().manual_seed(20_000))
@@ -122,6 +128,8 @@ def main(argv=None):
     parser.add_argument("--embedding-dim", type=int, default=32)
     parser.add_argument("--n-symbols", type=int, default=20)
     parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--style", default="bahdanau", choices=("bahdanau", "luong"),
+                        help="the attentional decoder's style (the plain decoder has none)")
     parser.add_argument("--clip", type=float, default=1.0)
     parser.add_argument("--test-size", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, one thread each")
@@ -136,6 +144,7 @@ def main(argv=None):
            "train_lengths": [5, 30], "test_lengths": list(range(5, 51, 5)),
            **{k: getattr(args, k) for k in ("batch_size", "hidden_size", "embedding_dim", "n_symbols", "lr", "clip",
                                             "test_size")},
+           **({"style": args.style} if args.style != "bahdanau" else {}),
            "optimizer": "Adam", "task": "tasks.copy_tokens", "decoding": "greedy, max_len = n + 10",
            "model": "bidirectional GRU encoder (M = 2 hidden_size), GRUCell decoder of H = M, s_0 bridged; "
                     "attention: AttentionDecoder, style bahdanau",
