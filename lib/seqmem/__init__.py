@@ -68,6 +68,10 @@ from .hierarchical import ContextAttention, HierarchicalAttention, HierarchicalO
 from . import vqa
 from .vqa import SpatialAttentionVQA, VQAOutput
 
+# Chapter 6: the Transformer
+from . import transformer
+from .transformer import MultiheadAttention
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -99,6 +103,8 @@ __all__ = [
     "hard_attention", "GlimpseClassifier", "GlimpseOutput", "reinforce_surrogate", "baseline_loss", "glimpse_loss",
     "hierarchical", "ContextAttention", "HierarchicalAttention", "HierarchicalOutput",
     "vqa", "SpatialAttentionVQA", "VQAOutput",
+    # chapter 6
+    "transformer", "MultiheadAttention",
     # every chapter
     "tasks", "viz", "grading",
 ]

@@ -1,0 +1,302 @@
+r"""The Transformer: a sequence-to-sequence model built entirely on attention (Vaswani et al., 2017).
+
+The lecture's building blocks, in the paper's order:
+
+**Multi-head attention** (section 3.2.2). h heads attend in h subspaces of size d_k = d_model / h,
+each with its own projections, and the concatenated heads are projected back:
+
+.. math::
+
+    \mathrm{head}_i = \mathrm{Attention}(Q W_i^Q, K W_i^K, V W_i^V), \qquad
+    \mathrm{MultiHead}(Q, K, V) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_h)\, W^O
+
+with Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, eq. (1). ``MultiheadAttention`` is the
+drop-in for ``torch.nn.MultiheadAttention``: its arguments, parameter names, ``state_dict`` keys,
+masks and outputs. The h projections W_i^Q are the row blocks of one matrix (E, E) (torch's
+``in_proj_weight`` stacks W^Q, W^K, W^V), so all heads are computed by one matmul and a reshape.
+
+Dimensions: B batch, L queries (target positions), S keys (source positions), E = d_model the
+embedding size, h heads, d = E / h the size of a head, kdim and vdim the keys' and values' sizes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .attention import masked_softmax, scaled_dot_product_attention
+from .cell import check_like
+from .core import check_positive_int
+
+__all__ = ["MultiheadAttention"]
+
+
+def _shape(t) -> str:
+    return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def _check_dropout(p) -> None:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout must be a number in [0, 1], got {p!r}")
+
+
+# -- the masks ------------------------------------------------------------------------------------
+#
+# torch's module masks in the opposite sense to torch's function: a bool True in ``attn_mask`` or
+# ``key_padding_mask`` means "do not attend" (the function's True means "attend"); a float mask is
+# added to the scores in both. The two masks of a call merge into one in the function's sense.
+
+
+def _check_mask(name: str, mask, shapes: list[tuple], like: torch.Tensor) -> None:
+    """A ``ValueError`` unless ``mask`` is bool or of the query's dtype, of one of ``shapes``, on its device."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype not in (torch.bool, like.dtype):
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name} must be a bool tensor or of the query's dtype {like.dtype}, got {got}")
+    if tuple(mask.shape) not in shapes:
+        raise ValueError(f"{name} must have shape {' or '.join(map(str, shapes))}, got {_shape(mask)}")
+    if mask.device != like.device:
+        raise ValueError(f"{name} is on {mask.device} but the query is on {like.device}")
+
+
+def _append_key(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """A mask over S keys (module sense) widened to S + 1, the new last key allowed: for bias_k and the zero key."""
+    if mask is None:
+        return None
+    return torch.cat([mask, mask.new_zeros(*mask.shape[:-1], 1)], dim=-1)  # False, or 0.0: not masked
+
+
+def _merge_masks(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None):
+    """One mask in the function's sense from the module's two, broadcastable to (B, h, L, S).
+
+    Args: attn_mask (1, 1, L, S) or (B, h, L, S); key_padding_mask (B, 1, 1, S); module sense.
+    Returns None, a bool mask (True: attend) when both are bool, else an additive float mask.
+    """
+    masks = [m for m in (attn_mask, key_padding_mask) if m is not None]
+    if not masks:
+        return None
+    if all(m.dtype == torch.bool for m in masks):
+        blocked = masks[0] if len(masks) == 1 else masks[0] | masks[1]  # (B or 1, h or 1, L or 1, S)
+        return ~blocked
+    dtype = next(m.dtype for m in masks if m.dtype != torch.bool)
+    additive = [torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(m, float("-inf"))
+                if m.dtype == torch.bool else m for m in masks]  # bool True becomes -inf, as torch does
+    return additive[0] if len(additive) == 1 else additive[0] + additive[1]
+
+
+def is_causal_mask(mask: torch.Tensor) -> bool:
+    """True if ``mask`` (..., L, S), bool or float in the module's sense, blocks exactly the keys j > i.
+
+    That is the mask ``Transformer.generate_square_subsequent_mask`` makes (0 on and below the
+    diagonal, -inf above), or its bool form (True above the diagonal), aligned at the top left.
+    """
+    L, S = mask.shape[-2:]
+    above = torch.ones(L, S, dtype=torch.bool, device=mask.device).triu(1)  # (L, S): j > i
+    if mask.dtype == torch.bool:
+        return bool((mask == above).all())
+    return bool((torch.isneginf(mask) == above).all() and (mask.masked_fill(above, 0.0) == 0).all())
+
+
+# -- multi-head attention -------------------------------------------------------------------------
+
+
+class MultiheadAttention(nn.Module):
+    r"""Multi-head attention, the drop-in for ``torch.nn.MultiheadAttention``.
+
+    Args (torch's):
+        embed_dim: E = d_model, the size of the queries and of the output; a multiple of num_heads.
+        num_heads: h; each head attends with queries and keys of d = E / h features.
+        dropout: dropout on the attention weights, in training mode.
+        bias: biases in the input projections (``in_proj_bias``) and the output projection.
+        add_bias_kv: a learned key ``bias_k`` and value ``bias_v`` (1, 1, E) appended to every
+            sequence of keys and values (S becomes S + 1).
+        add_zero_attn: a key and a value of zeros appended after the projections (S + 1 again).
+        kdim, vdim: the keys' and the values' sizes (E by default).
+        batch_first: inputs and outputs (B, L, E) rather than torch's default (L, B, E).
+        fused: where no weights are asked for (``need_weights=False``), run the heads through
+            ``seqmem.attention.scaled_dot_product_attention``'s fused kernel (the default);
+            ``False`` always runs the from-scratch path below. The two are tested equal.
+
+    Parameters, with torch's names: ``in_proj_weight`` (3E, E), the row blocks W^Q, W^K, W^V,
+    when kdim = vdim = E; else ``q_proj_weight`` (E, E), ``k_proj_weight`` (E, kdim) and
+    ``v_proj_weight`` (E, vdim). ``in_proj_bias`` (3E,) with ``bias``; ``out_proj`` the Linear
+    W^O (E, E); ``bias_k`` and ``bias_v`` (1, 1, E) with ``add_bias_kv``.
+
+    Shape (``forward``):
+        query (L, B, E), key (S, B, kdim), value (S, B, vdim), or batch first (B, L, E), ...; or
+        unbatched (L, E), (S, kdim), (S, vdim). ``key_padding_mask`` (B, S) (unbatched (S,)):
+        True (or -inf) at the keys to ignore. ``attn_mask`` (L, S), or (B * h, L, S) one per
+        sample and head (unbatched (h, L, S)): True (or -inf) where query i must not see key j,
+        or a float mask added to the scores. ``is_causal``: a hint that ``attn_mask`` is the
+        causal mask, which it must then be (torch asks for the mask too; here a wrong hint is an
+        error rather than a wrong answer).
+
+        Returns ``(output, weights)``: output as the query, (L, B, E) (or (B, L, E), or (L, E));
+        the weights (B, L, S), averaged over the heads, or (B, h, L, S) with
+        ``average_attn_weights=False`` (unbatched (L, S) or (h, L, S)); ``None`` with
+        ``need_weights=False``. The weights are those the values were summed with: after dropout.
+
+    A query whose keys are all masked reads nothing: zero weights, and the output projection of
+    zero (its bias), as in the rest of the library and as torch's own fast path; torch's weights
+    path gives NaN there.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
+                 vdim: int | None = None, batch_first: bool = False, device=None, dtype=None, fused: bool = True):
+        super().__init__()
+        check_positive_int("embed_dim", embed_dim)
+        check_positive_int("num_heads", num_heads)
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim must be a multiple of num_heads, got embed_dim={embed_dim} and "
+                             f"num_heads={num_heads}")
+        _check_dropout(dropout)
+        kdim, vdim = embed_dim if kdim is None else kdim, embed_dim if vdim is None else vdim
+        check_positive_int("kdim", kdim)
+        check_positive_int("vdim", vdim)
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.kdim, self.vdim, self.dropout, self.batch_first = kdim, vdim, dropout, batch_first
+        self.add_zero_attn, self.fused = add_zero_attn, fused
+        self._qkv_same_embed_dim = kdim == embed_dim and vdim == embed_dim  # torch's name: one packed matrix
+        E, factory = embed_dim, dict(device=device, dtype=dtype)
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = nn.Parameter(torch.empty(3 * E, E, **factory))  # [W^Q; W^K; W^V]
+            for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                self.register_parameter(name, None)
+        else:
+            self.q_proj_weight = nn.Parameter(torch.empty(E, E, **factory))  # W^Q, all heads: (E, E)
+            self.k_proj_weight = nn.Parameter(torch.empty(E, kdim, **factory))  # W^K: (E, kdim)
+            self.v_proj_weight = nn.Parameter(torch.empty(E, vdim, **factory))  # W^V: (E, vdim)
+            self.register_parameter("in_proj_weight", None)
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * E, **factory)) if bias else None
+        self.out_proj = nn.Linear(E, E, bias=bias, **factory)  # W^O
+        if add_bias_kv:
+            self.bias_k = nn.Parameter(torch.empty(1, 1, E, **factory))
+            self.bias_v = nn.Parameter(torch.empty(1, 1, E, **factory))
+        else:
+            self.bias_k = self.bias_v = None
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        """torch's initialisation: Xavier-uniform projections, zero biases, Xavier-normal bias_k and bias_v."""
+        for w in (self.in_proj_weight, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+            if w is not None:
+                nn.init.xavier_uniform_(w)
+        if self.in_proj_bias is not None:
+            nn.init.zeros_(self.in_proj_bias)
+            nn.init.zeros_(self.out_proj.bias)
+        for b in (self.bias_k, self.bias_v):
+            if b is not None:
+                nn.init.xavier_normal_(b)
+
+    # -- forward ------------------------------------------------------------------------------------
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
+                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True, is_causal: bool = False):
+        batched = self._check_inputs(query, key, value)
+        q, k, v = (self._batch_first(t, batched) for t in (query, key, value))  # (B, L, E), (B, S, ·)
+        B, L, S = q.shape[0], q.shape[1], k.shape[1]
+        attn_mask, key_padding_mask = self._check_masks(attn_mask, key_padding_mask, is_causal, q, B, L, S, batched)
+        q, k, v = self._project(q, k, v)  # Q W^Q, K W^K, V W^V for all heads: (B, L, E), (B, S, E), (B, S, E)
+        if self.bias_k is not None:  # a learned key and value that every query may read
+            k, v = torch.cat([k, self.bias_k.expand(B, 1, -1)], 1), torch.cat([v, self.bias_v.expand(B, 1, -1)], 1)
+            attn_mask, key_padding_mask = _append_key(attn_mask), _append_key(key_padding_mask)
+        if self.add_zero_attn:  # a zero key and value: a query may attend to "nothing"
+            k, v = torch.cat([k, k.new_zeros(B, 1, k.shape[2])], 1), torch.cat([v, v.new_zeros(B, 1, v.shape[2])], 1)
+            attn_mask, key_padding_mask = _append_key(attn_mask), _append_key(key_padding_mask)
+        q, k, v = self._split(q), self._split(k), self._split(v)  # (B, h, L, d), (B, h, S', d), (B, h, S', d)
+        mask = _merge_masks(attn_mask, key_padding_mask)  # function sense, broadcastable to (B, h, L, S')
+        p = self.dropout if self.training else 0.0
+        if need_weights or not self.fused:
+            heads, weights = self._attention(q, k, v, mask, p)  # (B, h, L, d), (B, h, L, S')
+        else:
+            causal = is_causal and key_padding_mask is None and self.bias_k is None and not self.add_zero_attn
+            heads = scaled_dot_product_attention(q, k, v, attn_mask=None if causal else mask, dropout_p=p,
+                                                 is_causal=causal, fused=True)  # (B, h, L, d)
+            weights = None
+        out = self.out_proj(self._merge(heads))  # Concat(head_1, ..., head_h) W^O: (B, L, E)
+        out = out if batched and self.batch_first else out.transpose(0, 1) if batched else out.squeeze(0)
+        if not need_weights:
+            return out, None
+        weights = weights.mean(dim=1) if average_attn_weights else weights  # (B, L, S') or (B, h, L, S')
+        return out, weights if batched else weights.squeeze(0)
+
+    def _project(self, q, k, v):
+        """The input projections of all heads at once: (B, L, E), (B, S, kdim), (B, S, vdim) -> (B, ·, E)."""
+        E = self.embed_dim
+        if self._qkv_same_embed_dim:
+            w_q, w_k, w_v = self.in_proj_weight.split(E)  # the row blocks W^Q, W^K, W^V: (E, E) each
+        else:
+            w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        b_q, b_k, b_v = (None,) * 3 if self.in_proj_bias is None else self.in_proj_bias.split(E)
+        return (nn.functional.linear(q, w_q, b_q), nn.functional.linear(k, w_k, b_k),
+                nn.functional.linear(v, w_v, b_v))
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, E) -> (B, h, T, d): head i reads features i*d ... (i+1)*d - 1, its W_i's rows."""
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, T, d)
+
+    def _merge(self, heads: torch.Tensor) -> torch.Tensor:
+        """(B, h, L, d) -> (B, L, E): Concat(head_1, ..., head_h)."""
+        B, _, L, _ = heads.shape
+        return heads.transpose(1, 2).reshape(B, L, self.embed_dim)  # (B, L, E)
+
+    def _attention(self, q, k, v, mask, p: float):
+        """The from-scratch path, eq. (1) for every head at once; returns the heads and their weights."""
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (B, h, L, d) @ (B, h, d, S): (B, h, L, S)
+        if mask is not None and mask.dtype != torch.bool:
+            scores, mask = scores + mask, None  # an additive mask: -inf drops a key
+        weights = masked_softmax(scores, mask)  # (B, h, L, S); a query with no key left: zeros
+        if p > 0.0:
+            weights = nn.functional.dropout(weights, p, training=True)
+        return weights @ v, weights  # (B, h, L, S) @ (B, h, S, d): (B, h, L, d)
+
+    # -- the checks --------------------------------------------------------------------------------
+
+    def _layout(self, batched: bool, T: str, F: str) -> str:
+        return f"({T}, {F})" if not batched else f"(B, {T}, {F})" if self.batch_first else f"({T}, B, {F})"
+
+    def _batch_first(self, t: torch.Tensor, batched: bool) -> torch.Tensor:
+        return t.unsqueeze(0) if not batched else t if self.batch_first else t.transpose(0, 1)
+
+    def _check_inputs(self, query, key, value) -> bool:
+        """ValueErrors naming the expected layouts; returns whether the inputs are batched."""
+        if not isinstance(query, torch.Tensor) or query.dim() not in (2, 3):
+            raise ValueError(f"query must be batched {self._layout(True, 'L', 'E')} or unbatched (L, E) with "
+                             f"E = {self.embed_dim}, got {_shape(query)}")
+        batched = query.dim() == 3
+        for name, t, T, F, size in (("query", query, "L", "E", self.embed_dim), ("key", key, "S", "kdim", self.kdim),
+                                    ("value", value, "S", "vdim", self.vdim)):
+            if not isinstance(t, torch.Tensor) or t.dim() != query.dim() or t.shape[-1] != size:
+                raise ValueError(f"{name} must have shape {self._layout(batched, T, F)} with {F} = {size} "
+                                 f"(as the query is {'batched' if batched else 'unbatched'}), got {_shape(t)}")
+        q, k, v = (self._batch_first(t, batched) for t in (query, key, value))
+        if k.shape[:2] != v.shape[:2] or q.shape[0] != k.shape[0]:
+            raise ValueError(f"query, key and value must share the batch size and key and value the length S, got "
+                             f"query {_shape(query)}, key {_shape(key)} and value {_shape(value)} "
+                             f"(layout {self._layout(batched, 'T', '·')})")
+        check_like(next(self.parameters()), query=query, key=key, value=value)
+        return batched
+
+    def _check_masks(self, attn_mask, key_padding_mask, is_causal: bool, q, B: int, L: int, S: int, batched: bool):
+        """Both masks checked and shaped to (1, 1, L, S) or (B, h, L, S), and (B, 1, 1, S)."""
+        h = self.num_heads
+        if key_padding_mask is not None:
+            _check_mask("key_padding_mask", key_padding_mask, [(B, S)] if batched else [(S,)], q)
+            key_padding_mask = key_padding_mask.view(B, 1, 1, S)
+        if is_causal and attn_mask is None:
+            raise ValueError("is_causal=True is a hint that attn_mask is the causal mask: pass the mask too "
+                             "(Transformer.generate_square_subsequent_mask(L) makes it), as torch asks")
+        if attn_mask is not None:
+            _check_mask("attn_mask", attn_mask, [(L, S), (B * h, L, S) if batched else (h, L, S)], q)
+            if is_causal and not is_causal_mask(attn_mask):
+                raise ValueError("is_causal=True but attn_mask is not the causal mask (True or -inf exactly "
+                                 "above the diagonal): pass is_causal=False to apply this mask")
+            attn_mask = attn_mask.view(1, 1, L, S) if attn_mask.dim() == 2 else attn_mask.view(B, h, L, S)
+        return attn_mask, key_padding_mask
+
+    def extra_repr(self) -> str:
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, kdim={self.kdim}, vdim={self.vdim}, "
+                f"batch_first={self.batch_first}")
