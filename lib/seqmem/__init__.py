@@ -70,7 +70,9 @@ from .vqa import SpatialAttentionVQA, VQAOutput
 
 # Chapter 6: the Transformer
 from . import transformer
-from .transformer import MultiheadAttention
+from .transformer import (MultiheadAttention, PositionalEncoding, PositionwiseFeedForward, Transformer,
+                          TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+                          feed_forward, sinusoidal_encoding)
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -104,7 +106,9 @@ __all__ = [
     "hierarchical", "ContextAttention", "HierarchicalAttention", "HierarchicalOutput",
     "vqa", "SpatialAttentionVQA", "VQAOutput",
     # chapter 6
-    "transformer", "MultiheadAttention",
+    "transformer", "MultiheadAttention", "sinusoidal_encoding", "PositionalEncoding", "feed_forward",
+    "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
+    "TransformerDecoder", "Transformer",
     # every chapter
     "tasks", "viz", "grading",
 ]

@@ -15,11 +15,22 @@ drop-in for ``torch.nn.MultiheadAttention``: its arguments, parameter names, ``s
 masks and outputs. The h projections W_i^Q are the row blocks of one matrix (E, E) (torch's
 ``in_proj_weight`` stacks W^Q, W^K, W^V), so all heads are computed by one matmul and a reshape.
 
+**Positional encoding** (section 3.5): ``sinusoidal_encoding`` and ``PositionalEncoding`` (fixed
+sinusoids, or learned). **The position-wise feed-forward network** (section 3.3):
+``feed_forward``, FFN(x) = max(0, x W_1 + b_1) W_2 + b_2, and ``PositionwiseFeedForward``.
+**The encoder and decoder stacks** (section 3.1), each sublayer wrapped in Add & Norm,
+LayerNorm(x + Sublayer(x)): ``TransformerEncoderLayer`` (self-attention, FFN),
+``TransformerDecoderLayer`` (masked self-attention, attention over the encoder's memory, FFN),
+``TransformerEncoder`` and ``TransformerDecoder`` (N layers), ``Transformer`` (both stacks). Each
+is the drop-in for torch's module of the same name: arguments, ``state_dict`` keys and outputs.
+
 Dimensions: B batch, L queries (target positions), S keys (source positions), E = d_model the
-embedding size, h heads, d = E / h the size of a head, kdim and vdim the keys' and values' sizes.
+embedding size, h heads, d = E / h the size of a head, kdim and vdim the keys' and values' sizes; in the layers D = d_model,
+S source and T target positions, F = dim_feedforward.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -29,7 +40,9 @@ from .attention import masked_softmax, scaled_dot_product_attention
 from .cell import check_like
 from .core import check_positive_int
 
-__all__ = ["MultiheadAttention"]
+__all__ = ["MultiheadAttention", "is_causal_mask", "sinusoidal_encoding", "PositionalEncoding", "feed_forward",
+           "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
+           "TransformerDecoder", "Transformer"]
 
 
 def _shape(t) -> str:
@@ -300,3 +313,383 @@ class MultiheadAttention(nn.Module):
     def extra_repr(self) -> str:
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, kdim={self.kdim}, vdim={self.vdim}, "
                 f"batch_first={self.batch_first}")
+
+
+# -- positions ------------------------------------------------------------------------------------
+
+
+def sinusoidal_encoding(length: int, d_model: int, device=None, dtype=None) -> torch.Tensor:
+    r"""The paper's positional encodings (section 3.5), (length, d_model):
+
+    .. math::
+
+        PE_{(pos, 2i)} = \sin(pos / 10000^{2i / d_{model}}), \qquad
+        PE_{(pos, 2i+1)} = \cos(pos / 10000^{2i / d_{model}})
+
+    Each pair of features is a sinusoid of its own wavelength, from 2 pi to 10000 * 2 pi; for any
+    offset k, PE_{pos+k} is a linear function (a rotation of each pair) of PE_{pos}. Computed in
+    float64, then cast to ``dtype``.
+    """
+    check_positive_int("length", length)
+    check_positive_int("d_model", d_model)
+    pos = torch.arange(length, dtype=torch.float64, device=device).unsqueeze(1)  # (T, 1)
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64, device=device)  # 2i: (ceil(D / 2),)
+    angle = pos / 10000.0 ** (two_i / d_model)  # (T, ceil(D / 2))
+    pe = torch.empty(length, d_model, dtype=torch.float64, device=device)
+    pe[:, 0::2] = torch.sin(angle)  # the even features
+    pe[:, 1::2] = torch.cos(angle[:, :d_model // 2])  # the odd ones (one fewer when D is odd)
+    return pe.to(torch.get_default_dtype() if dtype is None else dtype)
+
+
+class PositionalEncoding(nn.Module):
+    """Adds to each position's embedding a vector that says where it is: x_t + PE_t, then dropout.
+
+    Attention alone is blind to order (permuting the keys permutes nothing in the output); the
+    encoding gives it. ``learned=False`` (the default) adds the paper's fixed sinusoids
+    (``sinusoidal_encoding``, a buffer outside the ``state_dict``); ``learned=True`` a learned
+    table ``weight`` (max_len, d_model) drawn from N(0, 0.02^2), which the paper found "nearly
+    identical" in results but which cannot go past max_len. The paper also multiplies the token
+    embeddings by sqrt(d_model) before this sum; that is the embedding's business, not done here.
+
+    Shape: x (B, T, d_model), batch first, T <= max_len; returns the same shape.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0, learned: bool = False,
+                 device=None, dtype=None):
+        super().__init__()
+        check_positive_int("d_model", d_model)
+        check_positive_int("max_len", max_len)
+        _check_dropout(dropout)
+        self.d_model, self.max_len, self.learned = d_model, max_len, learned
+        self.dropout = nn.Dropout(dropout)
+        if learned:
+            self.weight = nn.Parameter(torch.empty(max_len, d_model, device=device, dtype=dtype))  # (max_len, D)
+            nn.init.normal_(self.weight, std=0.02)
+        else:
+            self.register_buffer("pe", sinusoidal_encoding(max_len, d_model, device, dtype), persistent=False)
+
+    @property
+    def encoding(self) -> torch.Tensor:
+        """The table added, (max_len, d_model)."""
+        return self.weight if self.learned else self.pe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.d_model or x.shape[1] > self.max_len:
+            raise ValueError(f"x must have shape (B, T, d_model) with d_model = {self.d_model} and T <= max_len = "
+                             f"{self.max_len}, got {_shape(x)}")
+        check_like(self.encoding, x=x)
+        return self.dropout(x + self.encoding[:x.shape[1]])  # (B, T, D) + (T, D): the same PE for every sample
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, max_len={self.max_len}, learned={self.learned}"
+
+
+# -- the position-wise feed-forward network ---------------------------------------------------------
+
+
+def _activation(activation):
+    """torch's choices: "relu", "gelu" or a callable."""
+    if callable(activation):
+        return activation
+    if activation == "relu":
+        return nn.functional.relu
+    if activation == "gelu":
+        return nn.functional.gelu
+    raise ValueError(f"activation must be 'relu', 'gelu' or a callable, got {activation!r}")
+
+
+def feed_forward(x: torch.Tensor, linear1: nn.Linear, linear2: nn.Linear, activation=nn.functional.relu,
+                 dropout: nn.Module | None = None) -> torch.Tensor:
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2, eq. (2): the same two layers at every position.
+
+    Two convolutions of kernel size 1, in the paper's words; ``activation`` in place of the max
+    (GELU is the later choice) and ``dropout`` on the hidden layer, as torch's layers have it.
+    x (..., d_model) -> (..., d_model) through (..., dim_feedforward).
+    """
+    hidden = activation(linear1(x))  # (..., F)
+    return linear2(hidden if dropout is None else dropout(hidden))  # (..., D)
+
+
+class PositionwiseFeedForward(nn.Module):
+    """``feed_forward`` as a module: ``linear1`` (F, D), ``dropout``, ``linear2`` (D, F).
+
+    The Transformer layers hold the same three under the same names themselves (torch's
+    ``state_dict`` keys) and call ``feed_forward`` on them.
+    """
+
+    def __init__(self, d_model: int, dim_feedforward: int = 2048, dropout: float = 0.0, activation="relu",
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        check_positive_int("d_model", d_model)
+        check_positive_int("dim_feedforward", dim_feedforward)
+        _check_dropout(dropout)
+        self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias, device=device, dtype=dtype)  # W_1
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias, device=device, dtype=dtype)  # W_2
+        self.activation = _activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.linear1.in_features:
+            raise ValueError(f"x must have shape (..., d_model) with d_model = {self.linear1.in_features}, "
+                             f"got {_shape(x)}")
+        return feed_forward(x, self.linear1, self.linear2, self.activation, self.dropout)
+
+
+# -- the layers -----------------------------------------------------------------------------------
+
+
+def _check_sequence(name: str, x, d_model: int, batch_first: bool, T: str) -> bool:
+    """x must be (T, B, D), (B, T, D) batch first, or unbatched (T, D); returns whether batched."""
+    if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3) or x.shape[-1] != d_model:
+        layout = f"(B, {T}, d_model)" if batch_first else f"({T}, B, d_model)"
+        raise ValueError(f"{name} must have shape {layout} or unbatched ({T}, d_model) with d_model = {d_model}, "
+                         f"got {_shape(x)}")
+    return x.dim() == 3
+
+
+def _check_memory(tgt: torch.Tensor, memory, d_model: int, batch_first: bool) -> None:
+    _check_sequence("memory", memory, d_model, batch_first, "S")
+    batch = 0 if batch_first else 1
+    if memory.dim() != tgt.dim() or (tgt.dim() == 3 and memory.shape[batch] != tgt.shape[batch]):
+        raise ValueError(f"memory and tgt must both be batched with one batch size, or both unbatched, got tgt "
+                         f"{_shape(tgt)} and memory {_shape(memory)} (batch_first={batch_first})")
+
+
+class TransformerEncoderLayer(nn.Module):
+    r"""One encoder layer: self-attention, then the feed-forward network, each with Add & Norm.
+
+    The paper's post-norm (``norm_first=False``): x = LayerNorm(x + Sublayer(x)) for each of the
+    two sublayers. ``norm_first=True`` is the pre-norm of later work, x = x + Sublayer(LayerNorm(x)),
+    whose residual path is the identity, easier to train deep. Dropout on each sublayer's output
+    before the sum (P_drop, section 5.4) and on the attention weights and the FFN's hidden layer.
+
+    The drop-in for ``torch.nn.TransformerEncoderLayer``: its arguments, submodules and
+    ``state_dict`` keys (``self_attn``, ``linear1``, ``linear2``, ``norm1``, ``norm2``).
+
+    Shape: src (S, B, D), batch first (B, S, D), or unbatched (S, D); ``src_mask`` and
+    ``src_key_padding_mask`` as ``MultiheadAttention``'s ``attn_mask`` and ``key_padding_mask``
+    (True or -inf: not attended); ``is_causal`` the hint that ``src_mask`` is causal. Returns src's shape.
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        factory = dict(device=device, dtype=dtype)
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
+                                            **factory)
+        ffn = PositionwiseFeedForward(d_model, dim_feedforward, dropout, activation, bias, **factory)
+        self.linear1, self.dropout, self.linear2 = ffn.linear1, ffn.dropout, ffn.linear2  # torch's names
+        self.norm_first, self.batch_first = norm_first, batch_first
+        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
+        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
+        self.dropout1, self.dropout2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.activation = ffn.activation
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None,
+                src_key_padding_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+        _check_sequence("src", src, self.self_attn.embed_dim, self.batch_first, "S")
+        x = src
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
+            return x + self._ff_block(self.norm2(x))
+        x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))  # LayerNorm(x + Sublayer(x))
+        return self.norm2(x + self._ff_block(x))
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        y, _ = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
+                              is_causal=is_causal)  # every position attends to every (allowed) position
+        return self.dropout1(y)
+
+    def _ff_block(self, x):
+        return self.dropout2(feed_forward(x, self.linear1, self.linear2, self.activation, self.dropout))
+
+
+class TransformerDecoderLayer(nn.Module):
+    r"""One decoder layer: masked self-attention, attention over the encoder's memory, the FFN.
+
+    Each of the three sublayers with Add & Norm as in ``TransformerEncoderLayer`` (post-norm by
+    default, ``norm_first=True`` pre-norm). The self-attention takes ``tgt_mask``, the causal
+    mask in training, so that position t sees the targets up to t only; the second attention
+    reads the memory: queries from the decoder, keys and values the encoder's outputs.
+
+    The drop-in for ``torch.nn.TransformerDecoderLayer``: ``self_attn``, ``multihead_attn``,
+    ``linear1``, ``linear2``, ``norm1``, ``norm2``, ``norm3``.
+
+    Shape: tgt (T, B, D), memory (S, B, D) (batch first (B, T, D), (B, S, D); unbatched (T, D),
+    (S, D)); ``tgt_mask`` (T, T) or (B * h, T, T), ``memory_mask`` (T, S) or (B * h, T, S),
+    ``tgt_key_padding_mask`` (B, T), ``memory_key_padding_mask`` (B, S). Returns tgt's shape.
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        factory = dict(device=device, dtype=dtype)
+        attention = dict(dropout=dropout, bias=bias, batch_first=batch_first, **factory)
+        self.self_attn = MultiheadAttention(d_model, nhead, **attention)
+        self.multihead_attn = MultiheadAttention(d_model, nhead, **attention)
+        ffn = PositionwiseFeedForward(d_model, dim_feedforward, dropout, activation, bias, **factory)
+        self.linear1, self.dropout, self.linear2 = ffn.linear1, ffn.dropout, ffn.linear2  # torch's names
+        self.norm_first, self.batch_first = norm_first, batch_first
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory)
+                                              for _ in range(3))
+        self.dropout1, self.dropout2, self.dropout3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
+        self.activation = ffn.activation
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None, tgt_key_padding_mask: torch.Tensor | None = None,
+                memory_key_padding_mask: torch.Tensor | None = None, tgt_is_causal: bool = False,
+                memory_is_causal: bool = False) -> torch.Tensor:
+        D = self.self_attn.embed_dim
+        _check_sequence("tgt", tgt, D, self.batch_first, "T")
+        _check_memory(tgt, memory, D, self.batch_first)
+        x = tgt
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
+            x = x + self._mha_block(self.norm2(x), memory, memory_mask, memory_key_padding_mask, memory_is_causal)
+            return x + self._ff_block(self.norm3(x))
+        x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
+        x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal))
+        return self.norm3(x + self._ff_block(x))
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        y, _ = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
+                              is_causal=is_causal)  # MultiHead(X_d, X_d, X_d), masked
+        return self.dropout1(y)
+
+    def _mha_block(self, x, memory, attn_mask, key_padding_mask, is_causal):
+        y, _ = self.multihead_attn(x, memory, memory, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                                   need_weights=False, is_causal=is_causal)  # MultiHead(X_e, X_e, X_d)
+        return self.dropout2(y)
+
+    def _ff_block(self, x):
+        return self.dropout3(feed_forward(x, self.linear1, self.linear2, self.activation, self.dropout))
+
+
+# -- the stacks and the whole model ---------------------------------------------------------------
+
+
+def _causal_hint(mask, is_causal: bool | None) -> bool:
+    """torch's stacks' rule: ``None`` means "is the mask the causal mask?", a bool is kept."""
+    if is_causal is not None:
+        return is_causal
+    return (isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape[0] == mask.shape[1]
+            and (mask.dtype == torch.bool or mask.dtype.is_floating_point) and is_causal_mask(mask))
+
+
+class TransformerEncoder(nn.Module):
+    """N copies of an encoder layer (the paper's N = 6), then ``norm`` if given (pre-norm stacks need it).
+
+    The drop-in for ``torch.nn.TransformerEncoder``: ``layers.0``, ``layers.1``, ..., ``norm``.
+    ``enable_nested_tensor`` and ``mask_check`` are accepted for torch's signature and do nothing:
+    torch's nested-tensor fast path (inference only) returns zeros at the padded positions, this
+    stack their computed values; they agree everywhere else.
+    """
+
+    def __init__(self, encoder_layer: nn.Module, num_layers: int, norm: nn.Module | None = None,
+                 enable_nested_tensor: bool = True, mask_check: bool = True):
+        super().__init__()
+        check_positive_int("num_layers", num_layers)
+        self.layers = nn.ModuleList(copy.deepcopy(encoder_layer) for _ in range(num_layers))  # each its own weights
+        self.num_layers, self.norm = num_layers, norm
+
+    def forward(self, src: torch.Tensor, mask: torch.Tensor | None = None,
+                src_key_padding_mask: torch.Tensor | None = None, is_causal: bool | None = None) -> torch.Tensor:
+        is_causal = _causal_hint(mask, is_causal)
+        x = src
+        for layer in self.layers:
+            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=is_causal)
+        return x if self.norm is None else self.norm(x)
+
+
+class TransformerDecoder(nn.Module):
+    """N copies of a decoder layer, each reading the same memory, then ``norm`` if given.
+
+    The drop-in for ``torch.nn.TransformerDecoder``: ``layers.0``, ..., ``norm``.
+    """
+
+    def __init__(self, decoder_layer: nn.Module, num_layers: int, norm: nn.Module | None = None):
+        super().__init__()
+        check_positive_int("num_layers", num_layers)
+        self.layers = nn.ModuleList(copy.deepcopy(decoder_layer) for _ in range(num_layers))
+        self.num_layers, self.norm = num_layers, norm
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None, tgt_key_padding_mask: torch.Tensor | None = None,
+                memory_key_padding_mask: torch.Tensor | None = None, tgt_is_causal: bool | None = None,
+                memory_is_causal: bool = False) -> torch.Tensor:
+        tgt_is_causal = _causal_hint(tgt_mask, tgt_is_causal)
+        x = tgt
+        for layer in self.layers:
+            x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask, tgt_key_padding_mask=tgt_key_padding_mask,
+                      memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=tgt_is_causal,
+                      memory_is_causal=memory_is_causal)
+        return x if self.norm is None else self.norm(x)
+
+
+class Transformer(nn.Module):
+    """The whole model: an encoder stack over the source, a decoder stack over the target and the memory.
+
+    The drop-in for ``torch.nn.Transformer``: its arguments (the paper's base model by default:
+    d_model 512, 8 heads, 6 + 6 layers, d_ff 2048, dropout 0.1), ``encoder`` and ``decoder``
+    with a final LayerNorm each (``encoder.norm``, ``decoder.norm``), Xavier-uniform weights.
+    Embeddings, positional encodings and the output softmax are outside, as in torch: see
+    ``PositionalEncoding``.
+
+    Shape: src (S, B, D), tgt (T, B, D) (batch first (B, S, D), (B, T, D); unbatched (S, D),
+    (T, D)); the masks as the layers'; ``tgt_mask = Transformer.generate_square_subsequent_mask(T)``
+    for training with teacher forcing. Returns (T, B, D) (tgt's shape).
+    """
+
+    def __init__(self, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6, num_decoder_layers: int = 6,
+                 dim_feedforward: int = 2048, dropout: float = 0.1, activation="relu",
+                 custom_encoder: nn.Module | None = None, custom_decoder: nn.Module | None = None,
+                 layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        factory = dict(device=device, dtype=dtype)
+        layer = dict(d_model=d_model, nhead=nhead, dim_feedforward=dim_feedforward, dropout=dropout,
+                     activation=activation, layer_norm_eps=layer_norm_eps, batch_first=batch_first,
+                     norm_first=norm_first, bias=bias, **factory)
+        if custom_encoder is not None:
+            self.encoder = custom_encoder
+        else:
+            self.encoder = TransformerEncoder(TransformerEncoderLayer(**layer), num_encoder_layers,
+                                              nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory))
+        if custom_decoder is not None:
+            self.decoder = custom_decoder
+        else:
+            self.decoder = TransformerDecoder(TransformerDecoderLayer(**layer), num_decoder_layers,
+                                              nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **factory))
+        self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor, src_mask: torch.Tensor | None = None,
+                tgt_mask: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
+                src_key_padding_mask: torch.Tensor | None = None, tgt_key_padding_mask: torch.Tensor | None = None,
+                memory_key_padding_mask: torch.Tensor | None = None, src_is_causal: bool | None = None,
+                tgt_is_causal: bool | None = None, memory_is_causal: bool = False) -> torch.Tensor:
+        _check_sequence("src", src, self.d_model, self.batch_first, "S")
+        _check_sequence("tgt", tgt, self.d_model, self.batch_first, "T")
+        batch = 0 if self.batch_first else 1
+        if src.dim() != tgt.dim() or (src.dim() == 3 and src.shape[batch] != tgt.shape[batch]):
+            raise ValueError(f"src and tgt must both be batched with one batch size, or both unbatched, got src "
+                             f"{_shape(src)} and tgt {_shape(tgt)} (batch_first={self.batch_first})")
+        memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
+                              is_causal=src_is_causal)  # the encoder's outputs: (S, B, D)
+        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                            tgt_key_padding_mask=tgt_key_padding_mask, memory_key_padding_mask=memory_key_padding_mask,
+                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)  # (T, B, D)
+
+    @staticmethod
+    def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> torch.Tensor:
+        """The causal mask (sz, sz): 0 where j <= i, -inf where j > i (position i must not see the future).
+
+        float32 on the CPU unless told, as torch's; a float64 model needs ``dtype=torch.float64``.
+        """
+        check_positive_int("sz", sz)
+        future = torch.ones(sz, sz, dtype=torch.bool, device=device).triu(1)  # (sz, sz): j > i
+        return torch.zeros(sz, sz, dtype=dtype or torch.float32, device=device).masked_fill(future, float("-inf"))
