@@ -72,7 +72,7 @@ from .vqa import SpatialAttentionVQA, VQAOutput
 from . import transformer
 from .transformer import (MultiheadAttention, PositionalEncoding, PositionwiseFeedForward, Transformer,
                           TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
-                          feed_forward, sinusoidal_encoding)
+                          feed_forward, noam_lambda, noam_schedule, sinusoidal_encoding)
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -108,7 +108,7 @@ __all__ = [
     # chapter 6
     "transformer", "MultiheadAttention", "sinusoidal_encoding", "PositionalEncoding", "feed_forward",
     "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
-    "TransformerDecoder", "Transformer",
+    "TransformerDecoder", "Transformer", "noam_lambda", "noam_schedule",
     # every chapter
     "tasks", "viz", "grading",
 ]

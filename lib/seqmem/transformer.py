@@ -23,6 +23,7 @@ LayerNorm(x + Sublayer(x)): ``TransformerEncoderLayer`` (self-attention, FFN),
 ``TransformerDecoderLayer`` (masked self-attention, attention over the encoder's memory, FFN),
 ``TransformerEncoder`` and ``TransformerDecoder`` (N layers), ``Transformer`` (both stacks). Each
 is the drop-in for torch's module of the same name: arguments, ``state_dict`` keys and outputs.
+**The learning-rate schedule** (section 5.3): ``noam_schedule``, warm-up then 1 / sqrt(step).
 
 Dimensions: B batch, L queries (target positions), S keys (source positions), E = d_model the
 embedding size, h heads, d = E / h the size of a head, kdim and vdim the keys' and values' sizes; in the layers D = d_model,
@@ -42,7 +43,7 @@ from .core import check_positive_int
 
 __all__ = ["MultiheadAttention", "is_causal_mask", "sinusoidal_encoding", "PositionalEncoding", "feed_forward",
            "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
-           "TransformerDecoder", "Transformer"]
+           "TransformerDecoder", "Transformer", "noam_lambda", "noam_schedule"]
 
 
 def _shape(t) -> str:
@@ -693,3 +694,40 @@ class Transformer(nn.Module):
         check_positive_int("sz", sz)
         future = torch.ones(sz, sz, dtype=torch.bool, device=device).triu(1)  # (sz, sz): j > i
         return torch.zeros(sz, sz, dtype=dtype or torch.float32, device=device).masked_fill(future, float("-inf"))
+
+
+# -- the learning-rate schedule ------------------------------------------------------------------
+
+
+def noam_lambda(d_model: int, warmup_steps: int = 4000, factor: float = 1.0):
+    r"""The paper's learning rate at step n (section 5.3, eq. (3)), as a function of LambdaLR's step count s:
+
+    .. math::
+
+        \mathrm{lrate} = \mathrm{factor} \cdot d_{model}^{-0.5} \cdot \min(n^{-0.5},\; n \cdot
+        \mathrm{warmup\_steps}^{-1.5}), \qquad n = s + 1
+
+    linear warm-up for ``warmup_steps`` steps, then decay as 1 / sqrt(n); the peak, at n =
+    warmup_steps, is factor / sqrt(d_model * warmup_steps). LambdaLR counts from s = 0 (its value
+    before the first ``scheduler.step()``), the paper from n = 1, hence the shift.
+    """
+    check_positive_int("d_model", d_model)
+    check_positive_int("warmup_steps", warmup_steps)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+        raise ValueError(f"factor must be a positive number, got {factor!r}")
+
+    def lrate(s: int) -> float:
+        n = s + 1
+        return factor * d_model ** -0.5 * min(n ** -0.5, n * warmup_steps ** -1.5)
+
+    return lrate
+
+
+def noam_schedule(optimizer: torch.optim.Optimizer, d_model: int, warmup_steps: int = 4000, factor: float = 1.0,
+                  last_epoch: int = -1) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` over ``optimizer`` with ``noam_lambda``: call ``scheduler.step()`` after every ``optimizer.step()``.
+
+    LambdaLR multiplies each group's initial lr by the lambda: build the optimizer with ``lr=1.0``
+    for the paper's rates (Adam, betas (0.9, 0.98), eps 1e-9, in the paper).
+    """
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, noam_lambda(d_model, warmup_steps, factor), last_epoch)
