@@ -68,6 +68,12 @@ from .hierarchical import ContextAttention, HierarchicalAttention, HierarchicalO
 from . import vqa
 from .vqa import SpatialAttentionVQA, VQAOutput
 
+# Chapter 6: the Transformer
+from . import transformer
+from .transformer import (MultiheadAttention, PositionalEncoding, PositionwiseFeedForward, Transformer,
+                          TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+                          feed_forward, noam_lambda, noam_schedule, sinusoidal_encoding)
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -99,6 +105,10 @@ __all__ = [
     "hard_attention", "GlimpseClassifier", "GlimpseOutput", "reinforce_surrogate", "baseline_loss", "glimpse_loss",
     "hierarchical", "ContextAttention", "HierarchicalAttention", "HierarchicalOutput",
     "vqa", "SpatialAttentionVQA", "VQAOutput",
+    # chapter 6
+    "transformer", "MultiheadAttention", "sinusoidal_encoding", "PositionalEncoding", "feed_forward",
+    "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
+    "TransformerDecoder", "Transformer", "noam_lambda", "noam_schedule",
     # every chapter
     "tasks", "viz", "grading",
 ]
