@@ -1,5 +1,5 @@
-"""bench/bench_rnn.py, bench_lstm.py and bench_attention.py run, meet their targets and print their ratios
-(the quick version)."""
+"""bench/bench_rnn.py, bench_lstm.py, bench_attention.py and bench_transformer.py run, meet their targets
+and print their ratios (the quick version)."""
 import re
 import subprocess
 import sys
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script, target", [("bench_rnn.py", "1.20"), ("bench_lstm.py", "1.10"),
-                                            ("bench_attention.py", "1.10")])
+                                            ("bench_attention.py", "1.10"), ("bench_transformer.py", "1.10")])
 def test_bench_quick_runs_and_meets_its_target(script, target):
     run = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
