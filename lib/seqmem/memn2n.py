@@ -359,7 +359,8 @@ def train_memn2n(model: MemN2N, data, *, epochs: int = 60, batch_size: int = 32,
                  optimizer: str = "adam", anneal_every: int | None = 15, linear_start_epochs: int = 0,
                  linear_start_lr: float | None = None, validation=None, random_noise: float = 0.0,
                  clip_grad_norm: float = 40.0, clip_each: bool = False, reduction: str = "mean",
-                 generator: torch.Generator | None = None, progress: bool = False) -> History:
+                 recommence: bool = False, generator: torch.Generator | None = None,
+                 progress: bool = False) -> History:
     """Train ``model`` on ``data`` (a ``BabiBatch`` of N stories) for ``epochs`` passes of minibatches.
 
     Adam (or ``optimizer="sgd"``, the paper's) with learning rate ``lr``, halved every
@@ -374,6 +375,12 @@ def train_memn2n(model: MemN2N, data, *, epochs: int = 60, batch_size: int = 32,
     first LS epoch whose validation loss does not fall below the lowest so far (the paper's rule), or
     after ``linear_start_epochs`` at most. ``random_noise`` is the p of ``add_empty_memories`` for
     training batches (the paper's 0.1). ``generator`` draws the minibatches' order and the noise.
+
+    ``recommence=True`` reads the paper's "the softmax layers were re-inserted and training
+    recommenced" literally: the linear-start epochs come *before* the ``epochs`` of the schedule,
+    which then starts again from its first epoch (rate ``lr``, halved every ``anneal_every``), so
+    that ``history.linear_start_epochs + epochs`` epochs run in all. By default (``False``) the
+    linear-start epochs are the schedule's first epochs, ``epochs`` in all.
 
     Returns:
         the history of every step; ``history.evals`` holds (step, validation loss) after every
@@ -394,7 +401,8 @@ def train_memn2n(model: MemN2N, data, *, epochs: int = 60, batch_size: int = 32,
     loss = (lambda m, b: memn2n_loss(m, b, reduction)) if reduction == "sum" else memn2n_loss
     history, N = History(), data[0].shape[0]
     model.linear_start, best, ls_epochs = linear_start_epochs > 0, float("inf"), 0
-    for epoch in range(epochs):
+    epoch = 0
+    while epoch < epochs:
         rate = lr * 0.5 ** (epoch // anneal_every if anneal_every else 0)
         for group in optimizer.param_groups:
             group["lr"] = linear_start_lr if model.linear_start and linear_start_lr is not None else rate
@@ -412,8 +420,10 @@ def train_memn2n(model: MemN2N, data, *, epochs: int = 60, batch_size: int = 32,
                 value = validation_loss(model, validation)
                 stop, best = stop or value >= best, min(best, value)
             model.linear_start = not stop
+            epoch = -1 if recommence and stop else epoch  # the schedule starts again after linear start
         if validation is not None:
             history.evals.append((len(history.loss), validation_loss(model, validation)))
+        epoch += 1
     model.linear_start = False
     history.linear_start_epochs = ls_epochs
     return history

@@ -382,3 +382,25 @@ def test_match_refuses_masks_and_queries_of_the_wrong_shape():
             memn2n.match(u, m, bad)
     with pytest.raises(ValueError, match=r"u must have shape \(B, d\)"):
         memn2n.match(torch.randn(1, 4), m, mask)
+
+
+def test_recommence_runs_the_whole_schedule_after_linear_start():
+    """recommence=True: LS first, then the schedule from its first epoch, as two separate calls would
+    train (LS at its own rate, then ``epochs`` epochs at lr halved every ``anneal_every``)."""
+    vocab, data = _task1(32)
+    kw = dict(optimizer="sgd", batch_size=8, random_noise=0.1, reduction="sum", clip_each=True)
+    torch.manual_seed(0)
+    one = MemN2N(len(vocab), 8, 2, 10).double()
+    two = MemN2N(len(vocab), 8, 2, 10).double()
+    two.load_state_dict(one.state_dict())
+    history = memn2n.train_memn2n(one, data, epochs=3, lr=0.01, anneal_every=2, linear_start_epochs=2,
+                                  linear_start_lr=0.005, recommence=True, generator=gen(5), **kw)
+    g = gen(5)
+    memn2n.train_memn2n(two, data, epochs=2, lr=0.005, anneal_every=None, linear_start_epochs=2, generator=g, **kw)
+    memn2n.train_memn2n(two, data, epochs=3, lr=0.01, anneal_every=2, generator=g, **kw)
+    assert history.linear_start_epochs == 2 and len(history.loss) == 5 * 4 and not one.linear_start
+    for (name, p), q in zip(one.named_parameters(), two.parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+    torch.manual_seed(0)
+    plain = memn2n.train_memn2n(MemN2N(len(vocab), 8, 2, 10), data, epochs=3, linear_start_epochs=2, batch_size=8)
+    assert len(plain.loss) == 3 * 4

@@ -24,6 +24,17 @@ Usage (from the repository root):
     python book/05-attention/experiments/memn2n_babi.py            # the chapter's table, about 15 minutes
     python book/05-attention/experiments/memn2n_babi.py --quick    # a smoke test, into /tmp
 
+Task 16 and linear start (measured, not yet the recorded table): with the rule above, LS stops
+after 2 to 6 epochs (the validation loss of 100 stories is noisy), and none of 15 task-16
+restarts (seeds 0-14) fitted its training set (training error 12-30 %, test 32-44 %); the same
+network trained longer does learn the rule (seed 1, 300 epochs halved every 75: 0.0 % test), so
+the model is right and the recipe too short. Linear start for a fixed 20 epochs (the authors'
+released code's setting, as we remember it: unverified), then the softmax back and the whole
+100-epoch schedule again from lr 0.01 (the paper's "training recommenced"), solves task 16 in 3 of
+seeds 0-4 (test error 35.0, 1.6, 35.3, 0.0, 0.2 %; training error 9.6, 0, 13.9, 0, 0 %):
+
+    python book/05-attention/experiments/memn2n_babi.py --ls-epochs 20 --recommence
+
 The results file (JSON, a ``seqmem.experiment.Record``) records the command, the configuration,
 the seeds, the versions, the machine and every run; it is rewritten after each run.
 """
@@ -99,10 +110,12 @@ def run_one(job: dict) -> dict:
     torch.manual_seed(seed)
     model = memn2n.MemN2N(len(vocab), cfg["dim"], cfg["hops"], cfg["memory"], tying="adjacent")
     start = time.perf_counter()
+    fixed_ls = cfg.get("ls_epochs")  # None: LS until the validation loss stops falling
     history = memn2n.train_memn2n(model, train, epochs=cfg["epochs"], lr=cfg["lr"], optimizer="sgd",
-                                  anneal_every=cfg["anneal_every"], linear_start_epochs=cfg["epochs"],
+                                  anneal_every=cfg["anneal_every"], linear_start_epochs=fixed_ls or cfg["epochs"],
                                   linear_start_lr=cfg["ls_lr"], validation=val, random_noise=cfg["noise"],
                                   clip_grad_norm=40.0, clip_each=True, reduction="sum",
+                                  recommence=cfg.get("recommence", False),
                                   generator=torch.Generator().manual_seed(100 + seed))
     row = {"task": task, "seed": seed, "train_error": error(model, train), "validation_error": error(model, val),
            "test_error": error(model, test), "linear_start_epochs": history.linear_start_epochs,
@@ -135,6 +148,10 @@ def main(argv=None):
     parser.add_argument("--ls-lr", type=float, default=0.005)
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--ls-epochs", type=int, default=None,
+                        help="linear start for exactly this many epochs (default: until the validation loss stops falling)")
+    parser.add_argument("--recommence", action="store_true",
+                        help="after linear start, run the whole --epochs schedule again from --lr")
     parser.add_argument("--quick", action="store_true", help="200 stories, 3 epochs, 1 restart, into /tmp")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -142,10 +159,14 @@ def main(argv=None):
         args.n_train, args.n_test, args.epochs, args.restarts = 200, 200, 3, 1
     out = args.out or ("/tmp/memn2n_babi_quick.json" if args.quick else str(HERE / "memn2n_babi.json"))
     cfg = {k: getattr(args, k) for k in ("n_train", "n_test", "epochs", "anneal_every", "ls_lr", "noise", "lr")}
+    if args.ls_epochs is not None or args.recommence:  # recorded only when used: the table's config as it was
+        cfg = {**cfg, "ls_epochs": args.ls_epochs, "recommence": args.recommence}
     cfg = {**cfg, "dim": 20, "hops": 3, "memory": 50, "tying": "adjacent", "position_encoding": True,
            "temporal_encoding": True, "optimizer": "SGD", "cost": "summed over the minibatch", "batch_size": 32,
            "clip_grad_norm": "40, each weight matrix on its own", "n_validation": "last 10 % of n_train",
-           "linear_start": "until the validation loss stops falling (checked after every epoch)",
+           "linear_start": ("until the validation loss stops falling (checked after every epoch)"
+                            if args.ls_epochs is None else f"{args.ls_epochs} epochs")
+                           + (", then the whole schedule again" if args.recommence else ""),
            "data_seeds": "train: task, test: 10000 + task", "model_seed": "seed", "order_seed": "100 + seed"}
     jobs = [{"cfg": cfg, "task": t, "seed": r} for t in sorted(args.tasks, key=lambda t: t != 2)
             for r in range(args.restarts)]  # task 2 first: the longest stories
