@@ -58,7 +58,7 @@ from . import attention, memn2n
 from .attention import (AdditiveScore, AttentionDecoder, AttentionState, BilinearScore, DotScore, ScaledDotScore,
                         Score, attend, masked_softmax, scaled_dot_product_attention)
 from .memn2n import MemN2N, MemN2NOutput, add_empty_memories, position_encoding, train_memn2n
-from . import copy
+from . import copy  # seqmem.copy; not in __all__: a star import must not hide Python's copy module
 from .copy import CopyDecoder, CopyPairs, CopySeq2Seq, CopyState, copy_distribution, copy_loss, copy_nll
 from . import vision, hard_attention
 from .vision import AttentionCaptioner, RegionEncoder
@@ -100,7 +100,7 @@ __all__ = [
     "attention", "Score", "AdditiveScore", "BilinearScore", "DotScore", "ScaledDotScore", "masked_softmax", "attend",
     "scaled_dot_product_attention", "AttentionDecoder", "AttentionState",
     "memn2n", "MemN2N", "MemN2NOutput", "position_encoding", "add_empty_memories", "train_memn2n",
-    "copy", "copy_distribution", "copy_nll", "CopyDecoder", "CopyState", "CopySeq2Seq", "CopyPairs", "copy_loss",
+    "copy_distribution", "copy_nll", "CopyDecoder", "CopyState", "CopySeq2Seq", "CopyPairs", "copy_loss",
     "vision", "RegionEncoder", "AttentionCaptioner",
     "hard_attention", "GlimpseClassifier", "GlimpseOutput", "reinforce_surrogate", "baseline_loss", "glimpse_loss",
     "hierarchical", "ContextAttention", "HierarchicalAttention", "HierarchicalOutput",

@@ -73,4 +73,7 @@ __all__ = [
     # scenes with yes/no questions
     "scenes", "Scenes", "visual_questions", "scene_vocab", "question_text", "region_mask", "SCENE_COLORS",
     "SCENE_SHAPES", "SCENE_REGIONS", "QUESTION_KINDS",
+    # template sentences with unseen names (copying)
+    "templates", "template_pairs", "template_sentences", "template_vocab", "name_pool", "NAME_POOLS", "TEMPLATES",
+    "VOCAB_NAMES",
 ]
