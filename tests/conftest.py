@@ -14,13 +14,32 @@ DEVICES = [pytest.param("cpu", id="cpu"),
            pytest.param("cuda", id="cuda", marks=pytest.mark.gpu)]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+    _group_for_workers(items)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def _group_for_workers(items) -> None:
+    """What may run in parallel (`make test` runs pytest-xdist with --dist loadgroup): every test
+    that reads the built book in one group (one build, in one worker), every other module in a
+    group of its own (its module-scoped fixtures, such as a graded course, are made once). The
+    book's group goes first and the grading pipelines, the longest modules, next, so that the
+    workers finish together; within a module the order is kept."""
+    def rank(item):
+        if "built" in item.fixturenames:
+            return 0
+        return 1 if item.get_closest_marker("grading") else 2
+
+    for item in items:
+        group = "book" if "built" in item.fixturenames else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=rank)  # stable: collection order within each rank
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 import seqmem
 from conftest import ROOT
 from seqmem import grading
-from seqmem.grading import guard, hw1, hw2, hw3, hw4
+from seqmem.grading import guard, hw1, hw2, hw3, hw4, hw5
 
 CHECKS = {"rnn_forward_padded": hw1.check_rnn_forward_padded, "bptt_with_readout": hw1.check_bptt_with_readout,
           "clip_grads_": hw1.check_clip_grads_, "lstm_backward": hw2.check_lstm_backward,
@@ -27,7 +27,10 @@ CHECKS = {"rnn_forward_padded": hw1.check_rnn_forward_padded, "bptt_with_readout
           "sample_decode": hw3.check_sample_decode, "beam_step_gnmt": hw3.check_beam_step_gnmt,
           "clipped_precision": hw3.check_clipped_precision, "additive_weights": hw4.check_additive_weights,
           "scaled_dot_attention": hw4.check_scaled_dot_attention, "memory_hop": hw4.check_memory_hop,
-          "copy_mixture": hw4.check_copy_mixture}
+          "copy_mixture": hw4.check_copy_mixture, "positional_encoding": hw5.check_positional_encoding,
+          "split_heads": hw5.check_split_heads, "merge_heads": hw5.check_merge_heads,
+          "multi_head_attention": hw5.check_multi_head_attention,
+          "masked_self_attention_block": hw5.check_masked_self_attention_block}
 HOMEWORKS = sorted(p.name for p in (ROOT / "solutions").glob("hw*"))
 
 
@@ -522,11 +525,11 @@ def test_the_hidden_cases_cover_the_edges():
 def test_the_checks_own_answers_are_blocked_for_every_item(item):
     """``import seqmem`` reaches seqmem.grading: a check's reference would be a one-line answer."""
     blocked_targets = guard.references(item)
-    for module in (hw1, hw2, hw3, hw4):
+    for module in (hw1, hw2, hw3, hw4, hw5):
         for name, fn in vars(module).items():
             if name.endswith("_reference") and callable(fn):
                 assert fn in blocked_targets, f"{module.__name__}.{name} is not blocked for {item}"
-    assert all(f in blocked_targets for f in hw3.GRADER_HELPERS + hw4.GRADER_HELPERS)
+    assert all(f in blocked_targets for f in hw3.GRADER_HELPERS + hw4.GRADER_HELPERS + hw5.GRADER_HELPERS)
 
 
 @pytest.mark.parametrize("item, answer", [
