@@ -1,13 +1,13 @@
 """Benchmark: ``seqmem.scaled_dot_product_attention`` against torch's, forward and backward, in the same run.
 
-The method is bench_rnn.py's (whose helpers this script uses): a step is the forward and the
-backward pass of the attention, from the same q, k, v (B, heads, T, d) and mask. Three
-contenders per configuration: torch.nn.functional.scaled_dot_product_attention (the reference),
-seqmem's with ``fused=None`` (the library's default: its checks, then torch's kernel) and
-seqmem's with ``fused=False`` (the from-scratch softmax(Q K^T / sqrt(d)) V the chapter explains).
-They take turns in an order that alternates between rounds; each ratio is the median over rounds
-of (that step / torch's step in the same round). On the CPU with one thread (the default) a step
-is timed by this process's CPU time.
+The method is bench_rnn.py's (whose helpers this script uses, through _timing.py's table): a step
+is the forward and the backward pass of the attention, from the same q, k, v (B, heads, T, d) and
+mask. Three contenders per configuration: torch.nn.functional.scaled_dot_product_attention (the
+reference), seqmem's with ``fused=None`` (the library's default: its checks, then torch's kernel)
+and seqmem's with ``fused=False`` (the from-scratch softmax(Q K^T / sqrt(d)) V the chapter
+explains). They take turns in an order that alternates between rounds; each ratio is the median
+over rounds of (that step / torch's step in the same round). On the CPU with one thread (the
+default) a step is timed by this process's CPU time.
 
 Run:   python bench/bench_attention.py [--quick] [--threads N]     (--quick: the first two configurations)
 
@@ -16,17 +16,14 @@ from-scratch path is reported, not gated.
 """
 from __future__ import annotations
 
-import argparse
 import functools
-import platform
-import statistics
 import sys
 
 import torch
 from torch.nn import functional as F
 
 import seqmem
-from bench_rnn import _clock, _devices, _ratio, measure
+from _timing import run
 
 TARGET = 1.1  # the most seqmem's default path may cost, as a multiple of torch's
 
@@ -69,35 +66,8 @@ def contenders(B: int, heads: int, T: int, d: int, mask: str | None, dev: torch.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the first two configurations only: a smoke test")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch (default 1: steady timings on a shared machine; "
-                             "more threads are timed by the wall clock)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    # (warm-up rounds, most rounds, seconds per configuration, configurations)
-    warmup, repeats, budget_s, configs = (3, 80, 2.0, CONFIGS[:2]) if args.quick else (5, 200, 10.0, CONFIGS)
-    print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}, "
-          f"{torch.get_num_threads()} CPU threads; median over n rounds after {warmup} warm-up; "
-          "ratio = median over rounds of (that step / torch's step in the same round); a step is forward + backward")
-    print("clock: " + "; ".join(f"{dev.type}, {_clock(dev)[1]}" for dev in _devices()))
-    header = (f"{'device':<6} {'config':<13} {'B':>3} {'heads':>5} {'T':>4} {'d':>3} {'n':>3} {'torch ms':>9} "
-              f"{'seqmem ms':>10} {'ratio':>6} {'scratch ms':>11} {'ratio':>6}")
-    print(header)
-    print("-" * len(header))
-    worst = 0.0
-    for dev in _devices():
-        for name, B, heads, T, d, mask in configs:
-            times, n = measure(contenders(B, heads, T, d, mask, dev), dev, warmup, repeats, budget_s)
-            ms = {key: 1e3 * statistics.median(value) for key, value in times.items()}
-            fused = _ratio(times, "seqmem")
-            worst = max(worst, fused)
-            print(f"{dev.type:<6} {name:<13} {B:>3} {heads:>5} {T:>4} {d:>3} {n:>3} {ms['torch']:>9.2f} "
-                  f"{ms['seqmem']:>10.2f} {fused:>6.2f} {ms['scratch']:>11.2f} {_ratio(times, 'scratch'):>6.2f}")
-    ok = worst <= TARGET
-    print(f"worst fused ratio seqmem/torch: {worst:.2f} (target <= {TARGET:.2f}): {'ok' if ok else 'FAIL'}")
-    return 0 if ok else 1
+    return run(argv, __doc__.splitlines()[0], CONFIGS, [("B", 3), ("heads", 5), ("T", 4), ("d", 3)],
+               lambda config: config[1:5], lambda config, dev: contenders(*config[1:], dev), TARGET)
 
 
 if __name__ == "__main__":

@@ -120,19 +120,25 @@ def _devices() -> list[torch.device]:
     return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
 
+def options(argv: list[str] | None, description: str, quick_help: str) -> argparse.Namespace:
+    """A benchmark's options, ``--quick`` and ``--threads`` (default 1), parsed; torch's threads set."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (default 1: steady timings on a shared machine; "
+                             "more threads are timed by the wall clock)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    return args
+
+
 def run(argv: list[str] | None, description: str, configs: list, make: Callable, target: float,
         scratch_label: str = "reference") -> int:
     """Parse the options, time ``make(kwargs, T, B, dev)``'s contenders per configuration, print a table.
 
     Returns the exit status: 0 when every fused ratio is at most ``target``, else 1.
     """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="short sequences (T = 20): a smoke test")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch (default 1: steady timings on a shared machine; "
-                             "more threads are timed by the wall clock)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = options(argv, description, "short sequences (T = 20): a smoke test")
     # (warm-up rounds, most rounds, seconds per configuration, sequence length override)
     warmup, repeats, budget_s, T_quick = (2, 25, 1.0, 20) if args.quick else (5, 60, 10.0, None)
     print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}, "

@@ -52,6 +52,7 @@ from . import seq2seq, decoding
 from .seq2seq import (Bridge, Decoder, Encoder, ScheduledSampling, Seq2Seq, Seq2SeqState, exponential_schedule,
                       inverse_sigmoid_schedule, linear_schedule, seq2seq_loss)
 from .decoding import BeamStep, Hypothesis, beam_hypotheses, beam_search, beam_step, greedy
+from .vision import Captioner, ImageEncoder  # chapter 4's captioner lives with chapter 5's in seqmem.vision
 
 # Chapter 5: attention; end-to-end memory networks
 from . import attention, memn2n
@@ -96,6 +97,7 @@ __all__ = [
     "seq2seq", "decoding", "Encoder", "Decoder", "Bridge", "Seq2Seq", "Seq2SeqState", "seq2seq_loss",
     "ScheduledSampling", "inverse_sigmoid_schedule", "linear_schedule", "exponential_schedule",
     "greedy", "beam_search", "beam_hypotheses", "beam_step", "BeamStep", "Hypothesis",
+    "ImageEncoder", "Captioner",
     # chapter 5
     "attention", "Score", "AdditiveScore", "BilinearScore", "DotScore", "ScaledDotScore", "masked_softmax", "attend",
     "scaled_dot_product_attention", "AttentionDecoder", "AttentionState",

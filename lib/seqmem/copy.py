@@ -348,12 +348,7 @@ class CopySeq2Seq(Seq2Seq):
                 teacher_forcing: float = 1.0, generator: torch.Generator | None = None,
                 return_weights: bool = False, return_p_gen: bool = False):
         """log P (B, T, V') of every target step, y_{t-1} chosen as in ``Seq2Seq.forward``."""
-        B, _ = check_ids(source_ids, "source_ids")
-        _, T = check_ids(target_ids, "target_ids", B)
-        if isinstance(teacher_forcing, bool) or not 0.0 <= float(teacher_forcing) <= 1.0:
-            raise ValueError(f"teacher_forcing must be a probability in [0, 1], got {teacher_forcing!r}")
-        state = self.start(source_ids, lengths)
-        tokens = torch.full((B,), self.bos_id, dtype=torch.long, device=target_ids.device)
+        state, tokens, T = self._begin_forward(source_ids, lengths, target_ids, teacher_forcing)
         log_probs, weights, p_gen = [], [], []
         for t in range(T):
             state, log_p = self.step(state, tokens)  # (B, V')

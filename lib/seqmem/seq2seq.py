@@ -234,6 +234,19 @@ class Seq2Seq(nn.Module):
         decoder, logits = self.decoder.step(state.decoder, tokens, state.memory, state.mask)
         return state._replace(decoder=decoder), logits  # (B, V)
 
+    def _begin_forward(self, source_ids: torch.Tensor, lengths: torch.Tensor | None, target_ids: torch.Tensor,
+                       teacher_forcing: float):
+        """``forward``'s start, shared by its subclasses (``seqmem.copy.CopySeq2Seq``): check the
+        ids (B, S) and (B, T) and ``teacher_forcing``, encode the source; returns ``(state, tokens, T)``,
+        tokens (B,) all ``<bos>``, the decoder's first input."""
+        B, _ = check_ids(source_ids, "source_ids")
+        _, T = check_ids(target_ids, "target_ids", B)
+        if isinstance(teacher_forcing, bool) or not 0.0 <= float(teacher_forcing) <= 1.0:
+            raise ValueError(f"teacher_forcing must be a probability in [0, 1], got {teacher_forcing!r}")
+        state = self.start(source_ids, lengths)
+        tokens = torch.full((B,), self.bos_id, dtype=torch.long, device=target_ids.device)  # y_0 = <bos>: (B,)
+        return state, tokens, T
+
     def forward(self, source_ids: torch.Tensor, lengths: torch.Tensor | None, target_ids: torch.Tensor,
                 teacher_forcing: float = 1.0, generator: torch.Generator | None = None,
                 return_weights: bool = False):
@@ -250,12 +263,7 @@ class Seq2Seq(nn.Module):
         ``AttentionDecoder``) returns ``(logits, weights)``, weights (B, T, S) the attention of
         every step over the source: the alignment.
         """
-        B, _ = check_ids(source_ids, "source_ids")
-        _, T = check_ids(target_ids, "target_ids", B)
-        if isinstance(teacher_forcing, bool) or not 0.0 <= float(teacher_forcing) <= 1.0:
-            raise ValueError(f"teacher_forcing must be a probability in [0, 1], got {teacher_forcing!r}")
-        state = self.start(source_ids, lengths)
-        tokens = torch.full((B,), self.bos_id, dtype=torch.long, device=target_ids.device)
+        state, tokens, T = self._begin_forward(source_ids, lengths, target_ids, teacher_forcing)
         if return_weights and not hasattr(state.decoder, "weights"):
             raise ValueError(f"return_weights needs a decoder whose state has attention weights (an AttentionDecoder), "
                              f"got {type(self.decoder).__name__}")

@@ -1,4 +1,20 @@
-r"""Attending to images: region features as the memory of an attention decoder (Xu et al., 2015).
+r"""Captioning images: one vector as a decoder's initial state (chapter 4), or regions as its memory (chapter 5).
+
+Chapter 4's captioner has the shape of Vinyals et al.'s Show and Tell (2015): an image network
+turns the image v into one feature vector, the decoder's initial state, and the decoder writes
+the caption word by word,
+
+.. math::
+
+    s_0 = \mathrm{cnn}(v), \qquad s_t, o_t = f(s_{t-1}, E\, y_{t-1}), \qquad
+    p(y_t \mid y_{<t}, v) = \mathrm{softmax}(W^o o_t)
+
+with y_0 = ``<bos>``:
+
+- ``ImageEncoder``: images (B, R, W) to one vector (B, C), a small convolutional network;
+- ``Captioner``: an image encoder and chapter 4's ``seqmem.Decoder`` (its bridge turns the vector
+  into s_0) with the decoding protocol of ``seqmem.seq2seq`` (``start``, ``step``), so
+  ``seqmem.greedy`` and ``seqmem.beam_search`` caption with it.
 
 Show, Attend and Tell keeps one feature vector a_i for each of the S regions of an image (the cells
 of a convolutional network's last grid) instead of one vector for the whole image, and lets the
@@ -15,7 +31,7 @@ attention). Their initial state is predicted from the mean of the regions, h_0 =
 
 In the library the decoder is chapter 5's ``seqmem.attention.AttentionDecoder`` unchanged: the
 regions are its memory (every region takes part: the mask is all True), the regions' mean is the
-context its bridge turns into s_0. What this module adds is the image side:
+context its bridge turns into s_0. What this module adds for it is the image side:
 
 - ``RegionEncoder``: images (B, R, W), R = 8 rows of the library's digit images, to S = W / w
   vertical strips of w pixel columns, each a feature vector; two 3 x 3 convolutions keep each
@@ -28,7 +44,8 @@ context its bridge turns into s_0. What this module adds is the image side:
   attention of every word over the strips.
 
 Dimensions: B batch, R image rows, W image width (pixel columns), w strip width, S = W / w strips,
-C convolution channels, M region feature size, T caption length, V vocabulary size.
+C convolution channels (``ImageEncoder``: its vector's size), M region feature size, H decoder
+state size, T caption length, V vocabulary size.
 """
 from __future__ import annotations
 
@@ -37,14 +54,107 @@ from torch import nn
 
 from .attention import AttentionDecoder
 from .core import check_positive_int
-from .seq2seq import Seq2SeqState, check_ids
+from .seq2seq import Decoder, Seq2SeqState, check_ids
 from .text import BOS_ID
 
-__all__ = ["RegionEncoder", "AttentionCaptioner"]
+__all__ = ["ImageEncoder", "Captioner", "RegionEncoder", "AttentionCaptioner"]
 
 
 def _shape(t) -> str:
     return str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def _check_images(images, height: int, width: int) -> None:
+    """images must be a float tensor (B, height, width)."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 3 or \
+            tuple(images.shape[1:]) != (height, width) or not images.dtype.is_floating_point:
+        raise ValueError(f"images must be floats of shape (B, {height}, {width}), got {_shape(images)}"
+                         + (f" of dtype {images.dtype}" if isinstance(images, torch.Tensor) else ""))
+
+
+class ImageEncoder(nn.Module):
+    """Chapter 4's image network: images (B, R, W) to one feature vector (B, C), cnn(v).
+
+    Two 3 x 3 convolutions (16 and 32 channels, zero padding, ReLU) with a 2 x 2 max-pooling
+    between them, and a linear layer from the flattened (32, R / 2, W / 2) grid to C =
+    ``features`` numbers. The whole image enters one vector: there are no regions to attend to
+    (that is ``RegionEncoder``'s job, chapter 5).
+
+    Parameters: ``net``, an ``nn.Sequential`` whose ``net.0`` and ``net.3`` are the convolutions
+    and ``net.6`` the linear layer (C, 32 * R / 2 * W / 2).
+
+    Shape:
+        images: (B, R, W) floats, R = ``height``, W = ``width`` (both even: the pooling halves them).
+        returns: (B, C).
+    """
+
+    def __init__(self, width: int, features: int, height: int = 8):
+        super().__init__()
+        for name, value in (("width", width), ("features", features), ("height", height)):
+            check_positive_int(name, value)
+        if width % 2 or height % 2:
+            raise ValueError(f"width and height must be even (the 2 x 2 pooling halves them), got width {width} "
+                             f"and height {height}")
+        self.width, self.height, self.output_size = width, height, features
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 16, R / 2, W / 2)
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),  # (B, 32 * R / 2 * W / 2)
+            nn.Linear(32 * (height // 2) * (width // 2), features))  # (B, C)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images, self.height, self.width)
+        return self.net(images.unsqueeze(1))  # one channel in: (B, 1, R, W); out (B, C)
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, height={self.height}, features={self.output_size}"
+
+
+class Captioner(nn.Module):
+    """Chapter 4's captioner, Show and Tell's shape: the image's vector is the decoder's initial state.
+
+    ``encoder`` is any module from images to a context (B, C): an ``ImageEncoder``, or another
+    image network (an MLP over the pixels, say). ``decoder`` is a ``seqmem.Decoder`` given
+    ``context_size=C``: its bridge maps the context to s_0 (with C = H, the size of the cell's
+    state, it copies it: s_0 = cnn(v)). Where the encoder has an ``output_size`` it must be the
+    bridge's ``context_size``.
+
+    Shape:
+        ``start(images (B, R, W), lengths=None)`` gives the decoder's state s_0 (the bridged
+        context: a tensor (B, H), or the cell's NamedTuple); ``lengths`` is the protocol's second
+        argument and must be ``None``: images are not padded.
+        ``step(state, tokens (B,))`` gives ``(state, logits (B, V))``, the decoder's step.
+        ``forward(images, target_ids (B, T))``: the logits (B, T, V) under teacher forcing
+        (``<bos>``, then the true words).
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: Decoder, bos_id: int = BOS_ID):
+        super().__init__()
+        if not isinstance(encoder, nn.Module):
+            raise ValueError(f"encoder must be an nn.Module (images to a context), got {type(encoder).__name__}")
+        if not isinstance(decoder, Decoder):
+            raise ValueError(f"decoder must be a seqmem.Decoder, got {type(decoder).__name__}")
+        size = getattr(encoder, "output_size", None)
+        if decoder.bridge is not None and size is not None and size != decoder.bridge.context_size:
+            raise ValueError(f"the decoder's bridge reads contexts of {decoder.bridge.context_size} features but the "
+                             f"encoder gives {size}")
+        self.encoder, self.decoder, self.bos_id = encoder, decoder, bos_id
+
+    def start(self, images: torch.Tensor, lengths=None):
+        if lengths is not None:
+            raise ValueError("images are not padded: lengths must be None")
+        return self.decoder.initial_state(self.encoder(images), images.shape[0])  # s_0: (B, H)
+
+    def step(self, state, tokens: torch.Tensor):
+        return self.decoder.step(state, tokens)  # (B, H), logits (B, V)
+
+    def forward(self, images: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
+        B, T = check_ids(target_ids, "target_ids", images.shape[0] if isinstance(images, torch.Tensor) else None)
+        inputs = torch.cat([torch.full_like(target_ids[:, :1], self.bos_id), target_ids[:, :-1]], dim=1)  # (B, T)
+        state, logits = self.start(images), []
+        for t in range(T):
+            state, logits_t = self.step(state, inputs[:, t])  # (B, V)
+            logits.append(logits_t)
+        return torch.stack(logits, dim=1)  # (B, T, V)
 
 
 class RegionEncoder(nn.Module):
@@ -78,10 +188,7 @@ class RegionEncoder(nn.Module):
         self.position = nn.Parameter(0.1 * torch.randn(self.regions, features))  # p_i: (S, M)
 
     def forward(self, images: torch.Tensor):
-        if not isinstance(images, torch.Tensor) or images.dim() != 3 or \
-                tuple(images.shape[1:]) != (self.height, self.width) or not images.dtype.is_floating_point:
-            raise ValueError(f"images must be floats of shape (B, {self.height}, {self.width}), got {_shape(images)}"
-                             + (f" of dtype {images.dtype}" if isinstance(images, torch.Tensor) else ""))
+        _check_images(images, self.height, self.width)
         B, S, w = images.shape[0], self.regions, self.strip_width
         grid = self.conv(images.unsqueeze(1))  # one channel in: (B, C, R, W)
         strips = grid.unflatten(3, (S, w)).permute(0, 3, 1, 2, 4).reshape(B, S, -1)  # (B, S, C * R * w)

@@ -5,9 +5,9 @@ of ``seqmem.tasks.digit_captions``, Adam at 3e-3 for 1,200 steps and 1e-3 for 40
 norm clipped at 1) and scored on chapter 4's 1,000 held-out images (``split="test"``, seed 1)
 with greedy decoding:
 
-- ``"plain"``: chapter 4's captioner (``book/04-seq2seq/06-captioning.ipynb``) rebuilt here line
-  for line: a small convolutional network gives one vector, the initial state of a
-  ``seqmem.Decoder`` with a GRU cell of 128 units;
+- ``"plain"``: chapter 4's captioner (``book/04-seq2seq/06-captioning.ipynb``),
+  ``seqmem.vision.Captioner``: a small convolutional network (``seqmem.vision.ImageEncoder``)
+  gives one vector, the initial state of a ``seqmem.Decoder`` with a GRU cell of 128 units;
 - ``"attention"``: ``seqmem.vision.AttentionCaptioner``, a ``RegionEncoder`` (8 strips of 4
   pixel columns, 64 features each) as the memory of a Bahdanau-style ``seqmem.AttentionDecoder``
   (additive score, GRU cell of 64 units, s_0 from the strips' mean), as chapter 5's page builds it.
@@ -27,52 +27,14 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 import seqmem
 from seqmem import heads, metrics, tasks
 from seqmem.experiment import Record
-from seqmem.text import BOS_ID
-from seqmem.vision import AttentionCaptioner, RegionEncoder
+from seqmem.vision import AttentionCaptioner, Captioner, ImageEncoder, RegionEncoder
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "digit captions (1-4 digits), greedy exact match on 1,000 held-out images: no attention vs attention"
-
-
-class ImageEncoder(nn.Module):
-    """Chapter 4's encoder: images (B, 8, W) to a vector (B, C)."""
-
-    def __init__(self, width: int, features: int):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 16, 4, W / 2)
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Flatten(),  # (B, 32 * 4 * W / 2)
-            nn.Linear(32 * 4 * width // 2, features))  # (B, C)
-
-    def forward(self, images):
-        return self.net(images.unsqueeze(1))
-
-
-class Captioner(nn.Module):
-    """Chapter 4's captioner: the image's vector is the decoder's s_0."""
-
-    def __init__(self, encoder: nn.Module, decoder: seqmem.Decoder):
-        super().__init__()
-        self.encoder, self.decoder = encoder, decoder
-
-    def start(self, images, lengths=None):
-        return self.decoder.initial_state(self.encoder(images), images.shape[0])
-
-    def step(self, state, tokens):
-        return self.decoder.step(state, tokens)
-
-    def forward(self, images, target_ids):
-        inputs = torch.cat([torch.full_like(target_ids[:, :1], BOS_ID), target_ids[:, :-1]], dim=1)  # (B, T)
-        state, logits = self.start(images), []
-        for t in range(target_ids.shape[1]):
-            state, logits_t = self.step(state, inputs[:, t])
-            logits.append(logits_t)
-        return torch.stack(logits, dim=1)  # (B, T, V)
 
 
 def build(model: str):
