@@ -74,6 +74,9 @@ from . import transformer
 from .transformer import (MultiheadAttention, PositionalEncoding, PositionwiseFeedForward, Transformer,
                           TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
                           feed_forward, noam_lambda, noam_schedule, sinusoidal_encoding)
+from . import transformer_seq2seq
+from .transformer_seq2seq import (TransformerSeq2Seq, TransformerState, label_smoothing_loss,
+                                  smoothed_seq2seq_loss)
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -111,6 +114,7 @@ __all__ = [
     "transformer", "MultiheadAttention", "sinusoidal_encoding", "PositionalEncoding", "feed_forward",
     "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerDecoder", "Transformer", "noam_lambda", "noam_schedule",
+    "transformer_seq2seq", "TransformerSeq2Seq", "TransformerState", "label_smoothing_loss", "smoothed_seq2seq_loss",
     # every chapter
     "tasks", "viz", "grading",
 ]
