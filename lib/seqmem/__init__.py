@@ -73,6 +73,8 @@ from . import transformer
 from .transformer import (MultiheadAttention, PositionalEncoding, PositionwiseFeedForward, Transformer,
                           TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
                           feed_forward, noam_lambda, noam_schedule, sinusoidal_encoding)
+from . import transformer_lm
+from .transformer_lm import TransformerLM
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -109,6 +111,7 @@ __all__ = [
     "transformer", "MultiheadAttention", "sinusoidal_encoding", "PositionalEncoding", "feed_forward",
     "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerDecoder", "Transformer", "noam_lambda", "noam_schedule",
+    "transformer_lm", "TransformerLM",
     # every chapter
     "tasks", "viz", "grading",
 ]
