@@ -77,6 +77,8 @@ from .transformer import (MultiheadAttention, PositionalEncoding, PositionwiseFe
 from . import transformer_seq2seq
 from .transformer_seq2seq import (TransformerSeq2Seq, TransformerState, label_smoothing_loss,
                                   smoothed_seq2seq_loss)
+from . import transformer_lm
+from .transformer_lm import TransformerLM
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -115,6 +117,7 @@ __all__ = [
     "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerDecoder", "Transformer", "noam_lambda", "noam_schedule",
     "transformer_seq2seq", "TransformerSeq2Seq", "TransformerState", "label_smoothing_loss", "smoothed_seq2seq_loss",
+    "transformer_lm", "TransformerLM",
     # every chapter
     "tasks", "viz", "grading",
 ]
