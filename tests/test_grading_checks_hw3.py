@@ -169,8 +169,16 @@ def _beam_by_library(scores, log_probs, best_finished, length, k, alpha):
     return step.live, step.parents, step.tokens, torch.maximum(best_finished, ended)
 
 
+def _nll_by_label_smoothing(logits, targets, lengths, epsilon):
+    """Chapter 6's label-smoothed loss, one sequence at a time (it averages over the real tokens)."""
+    losses = [seqmem.label_smoothing_loss(logits[b, :n], targets[b, :n], epsilon) * n
+              for b, n in enumerate(lengths.tolist())]
+    return torch.stack(losses)
+
+
 BLOCKED = {
     "torch.nn.functional.cross_entropy": ("sequence_nll", _nll_by_torch),
+    "seqmem.label_smoothing_loss": ("sequence_nll", _nll_by_label_smoothing),
     "seqmem.rnn.rnn_step": ("sample_decode", _sample_by(_library_rnn)),
     "torch.rnn_tanh_cell": ("sample_decode", _sample_by(_torch_rnn)),
     "seqmem.decoding.beam_step": ("beam_step_gnmt", _beam_by_library),
