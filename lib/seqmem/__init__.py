@@ -78,7 +78,7 @@ from .transformer import (MultiheadAttention, PositionalEncoding, PositionwiseFe
 # Chapter 7: pointer networks (their greedy and beam_search stay in seqmem.pointer: chapter 4's own the names)
 from . import pointer
 from .pointer import (PointerMemory, PointerNetwork, greedy_step, hull_area_coverage, hull_exact, optimality_gap,
-                      pointer_log_probs, pointer_loss, tour_length)
+                      pointer_distribution, pointer_log_probs, pointer_loss, pointer_scores, tour_length)
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -117,7 +117,8 @@ __all__ = [
     "PositionwiseFeedForward", "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerDecoder", "Transformer", "noam_lambda", "noam_schedule",
     # chapter 7
-    "pointer", "PointerNetwork", "PointerMemory", "pointer_log_probs", "pointer_loss", "greedy_step", "hull_exact",
+    "pointer", "PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs",
+    "pointer_loss", "greedy_step", "hull_exact",
     "hull_area_coverage", "tour_length", "optimality_gap",
     # every chapter
     "tasks", "viz", "grading",

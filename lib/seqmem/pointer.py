@@ -50,7 +50,7 @@ from .decoding import beam_step
 from .lstm import LSTM
 from .tasks.geometry import convex_hull, cycle_length, polygon_area
 
-__all__ = ["PointerNetwork", "PointerMemory", "pointer_log_probs", "pointer_loss", "greedy_step", "greedy",
+__all__ = ["PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs", "pointer_loss", "greedy_step", "greedy",
            "beam_search", "canonical_hull", "hull_exact", "valid_polygon", "hull_area_coverage", "valid_tour",
            "tour_length", "optimality_gap"]
 
@@ -76,6 +76,27 @@ def pointer_log_probs(scores: torch.Tensor, mask: torch.Tensor | None = None) ->
     if not bool(mask.any(dim=-1).all()):
         raise ValueError("pointer_log_probs: a row of the mask allows no position (every input masked)")
     return scores.masked_fill(~mask, float("-inf")).log_softmax(dim=-1)
+
+
+def pointer_scores(d: torch.Tensor, e: torch.Tensor, W_1: torch.Tensor, W_2: torch.Tensor,
+                   v: torch.Tensor) -> torch.Tensor:
+    r"""The paper's scores, u_j = v^T tanh(W_1 e_j + W_2 d), for every position j at once.
+
+    Args: d (B, H) the decoder state; e (B, S, H) the encoder states; W_1 (A, H), W_2 (A, H), v (A,).
+    Returns (B, S). ``PointerNetwork``'s ``AdditiveScore`` is this with W_1 = ``W_k.weight``,
+    W_2 = ``W_q.weight``, v = ``w_2.weight[0]``.
+    """
+    hidden = torch.tanh(e @ W_1.T + (d @ W_2.T).unsqueeze(1))  # (B, S, A) + (B, 1, A): (B, S, A)
+    return hidden @ v  # (B, S)
+
+
+def pointer_distribution(d: torch.Tensor, e: torch.Tensor, W_1: torch.Tensor, W_2: torch.Tensor, v: torch.Tensor,
+                         mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""log p(C_i = j | C_<i, P) = log softmax_{j allowed}(u_j): the pointer distribution, (B, S).
+
+    ``pointer_log_probs(pointer_scores(d, e, W_1, W_2, v), mask)``; mask (B, S) True where allowed.
+    """
+    return pointer_log_probs(pointer_scores(d, e, W_1, W_2, v), mask)
 
 
 def pointer_loss(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -193,6 +214,9 @@ class PointerNetwork(nn.Module):
         """
         memory = self.encode(points, lengths)
         B, N = points.shape[:2]
+        if targets.dim() != 2 or targets.shape[0] != B or targets.dtype != torch.long:
+            raise ValueError(f"targets must be int64 positions of shape ({B}, T), got {targets.dtype} "
+                             f"{tuple(targets.shape)}")
         previous = torch.cat([targets.new_full((B, 1), N), targets[:, :-1]], dim=1)  # (B, T)
         d, _ = self.decoder(self._decoder_inputs(memory, previous), memory.state)  # (B, T, H)
         u = self.score.compare(d, memory.keys)  # (B, T, S)

@@ -15,7 +15,7 @@ import torch
 from seqmem.core import IGNORE_INDEX
 from seqmem.tasks import geometry
 from seqmem.tasks.geometry import (argsort, brute_force_tsp, convex_hull, convex_hulls, cycle_length, held_karp,
-                                   polygon_area, sorting_problems, tsp_problems)
+                                   held_karp_batch, polygon_area, sorting_problems, tsp_problems)
 
 spatial = pytest.importorskip("scipy.spatial")
 
@@ -90,6 +90,16 @@ def test_held_karp_matches_brute_force(n):
             assert tour == best  # random points: the optimum is unique up to direction
 
 
+def test_held_karp_batch_is_brute_force_row_by_row():
+    x = geometry.points(6, 7, torch.Generator().manual_seed(7))
+    tours, lengths = held_karp_batch(x)
+    for b in range(6):
+        best, best_length = brute_force_tsp(x[b])
+        assert tours[b] == best and lengths[b] == pytest.approx(best_length, rel=1e-12)
+    with pytest.raises(ValueError, match=r"\(B, n, D\)"):
+        held_karp_batch(np.zeros((4, 2)))
+
+
 def test_held_karp_canonical_square():
     # the square's optimal tour is its boundary; from 0 and with tour[1] < tour[-1]
     tour, length = held_karp([(0, 0), (1, 1), (1, 0), (0, 1)])
@@ -102,6 +112,9 @@ def test_held_karp_is_fast_at_n10():
     for pts in x:
         held_karp(pts)
     assert (time.perf_counter() - start) / 3 < 0.5
+    start = time.perf_counter()
+    tours, _ = held_karp_batch(geometry.points(64, 10, torch.Generator().manual_seed(1)))
+    assert time.perf_counter() - start < 2.0 and len(tours) == 64
     with pytest.raises(ValueError, match="n <= 12"):
         held_karp(np.zeros((13, 2)))
 
@@ -124,7 +137,12 @@ def test_sorting_and_tsp_data():
     s = sorting_problems(8, 6, torch.Generator().manual_seed(0))
     assert s.points.shape == (8, 6, 1) and not s.end
     assert torch.equal(s.targets, s.points[..., 0].argsort(dim=1))
-    t = tsp_problems(8, (4, 6), torch.Generator().manual_seed(0))
+    for n in ((4, 6), 6):  # per instance, and one n: the whole batch at once
+        t = tsp_problems(8, n, torch.Generator().manual_seed(0))
+        _check_tours(t)
+
+
+def _check_tours(t):
     for b in range(8):
         n = int(t.lengths[b])
         tour = t.targets[b, :n].tolist()

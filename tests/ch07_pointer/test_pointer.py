@@ -65,6 +65,9 @@ def test_scores_are_the_papers_equation():
                      for b in range(2)])  # (B, N + 1)
     _, scores = model.step(memory, memory.state, torch.full((2,), 5))
     torch.testing.assert_close(scores, u)
+    torch.testing.assert_close(P.pointer_scores(d_1[:, 0], e, W_1, W_2, v), u)  # the functional form
+    mask = torch.tensor([[1, 1, 0, 1, 1, 1], [1, 0, 0, 0, 0, 1]], dtype=torch.bool)
+    torch.testing.assert_close(P.pointer_distribution(d_1[:, 0], e, W_1, W_2, v, mask), P.pointer_log_probs(u, mask))
     logp = model(d.points, d.lengths, d.targets)
     torch.testing.assert_close(logp[:, 0], u.log_softmax(-1))
 
@@ -175,6 +178,8 @@ def test_errors():
         model.encode(torch.zeros(2, 5, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="lengths"):
         model.encode(torch.zeros(2, 5, 2, dtype=torch.float64), torch.tensor([6, 2]))
+    with pytest.raises(ValueError, match="targets"):
+        model(torch.zeros(2, 5, 2, dtype=torch.float64), None, torch.zeros(3, 4, dtype=torch.long))
 
 
 def test_learns_to_sort():

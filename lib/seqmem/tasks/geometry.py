@@ -38,7 +38,7 @@ import torch
 from ..core import IGNORE_INDEX
 from ._common import check_sizes, gen_device
 
-__all__ = ["points", "convex_hull", "polygon_area", "argsort", "held_karp", "cycle_length", "brute_force_tsp",
+__all__ = ["points", "convex_hull", "polygon_area", "argsort", "held_karp", "held_karp_batch", "cycle_length", "brute_force_tsp",
            "PointerData", "convex_hulls", "sorting_problems", "tsp_problems"]
 
 
@@ -142,37 +142,50 @@ def _canonical_tour(tour: list[int]) -> list[int]:
 def held_karp(pts) -> tuple[list[int], float]:
     """The optimal tour of (n, D) points and its length, by Held and Karp's dynamic programme.
 
-    Cities 1 ... n-1 are the bits of a subset mask (city c is bit c - 1); ``C[mask, j]`` is the
-    cost of the cheapest path from city 0 through the cities of mask ending at city j + 1 (inf if
-    j + 1 is not in mask). Subsets are filled by size, every subset of a size at once (numpy).
-    Returns the canonical tour (from 0, second index < last index) and its length.
+    Returns the canonical tour (from 0, second index < last index) and its length; one row of
+    ``held_karp_batch``.
     """
-    p = _as_array(pts)
-    n = len(p)
+    tours, lengths = held_karp_batch(_as_array(pts)[None])
+    return tours[0], lengths[0]
+
+
+def held_karp_batch(pts) -> tuple[list[list[int]], list[float]]:
+    """Held-Karp for B instances of n cities at once, (B, n, D): the canonical tours and their lengths.
+
+    Cities 1 ... n-1 are the bits of a subset mask (city c is bit c - 1); ``C[:, mask, j]`` is the
+    cost of the cheapest path from city 0 through the cities of mask ending at city j + 1 (inf if
+    j + 1 is not in mask). Subsets are filled by size, every subset of a size and every instance
+    at once (numpy), so B instances cost about as many numpy calls as one.
+    """
+    p = np.asarray(pts.detach().cpu().double() if isinstance(pts, torch.Tensor) else pts, dtype=np.float64)
+    if p.ndim != 3:
+        raise ValueError(f"held_karp_batch takes points of shape (B, n, D), got {p.shape}")
+    B, n, _ = p.shape
     if not 1 <= n <= 12:
         raise ValueError(f"held_karp takes 1 <= n <= 12 cities, got {n}")
     if n <= 2:
-        return list(range(n)), cycle_length(p, range(n))
-    d, m = _distances(p), n - 1
-    C = np.full((1 << m, m), np.inf)  # (2^m, m)
-    parent = np.full((1 << m, m), -1, dtype=np.int64)
-    C[1 << np.arange(m), np.arange(m)] = d[0, 1:]  # C({j}, j) = d(0, j)
+        return [list(range(n)) for _ in range(B)], [cycle_length(x, range(n)) for x in p]
+    d, m = np.sqrt(((p[:, :, None] - p[:, None]) ** 2).sum(-1)), n - 1  # (B, n, n)
+    C = np.full((B, 1 << m, m), np.inf)  # (B, 2^m, m)
+    parent = np.full((B, 1 << m, m), -1, dtype=np.int64)
+    C[:, 1 << np.arange(m), np.arange(m)] = d[:, 0, 1:]  # C({j}, j) = d(0, j)
     masks = np.arange(1 << m)
     sizes = np.array([bin(s).count("1") for s in masks])
     for size in range(2, m + 1):
         S = masks[sizes == size]  # (K,) every subset of this size
         for j in range(m):
             S_j = S[(S >> j) & 1 == 1]
-            prev = C[S_j ^ (1 << j)] + d[1:, j + 1]  # (K_j, m): through k, then k -> j
-            parent[S_j, j] = prev.argmin(axis=1)
-            C[S_j, j] = prev.min(axis=1)
-    full = (1 << m) - 1
-    closing = C[full] + d[1:, 0]  # (m,) back to city 0
-    j, mask, tour = int(closing.argmin()), full, []
-    while j >= 0:  # walk the parents back to the first city after 0
-        tour.append(j + 1)
-        j, mask = int(parent[mask, j]), mask ^ (1 << j)
-    return _canonical_tour([0] + tour[::-1]), float(closing.min())
+            prev = C[:, S_j ^ (1 << j)] + d[:, None, 1:, j + 1]  # (B, K_j, m): through k, then k -> j
+            parent[:, S_j, j] = prev.argmin(axis=2)
+            C[:, S_j, j] = prev.min(axis=2)
+    full, rows = (1 << m) - 1, np.arange(B)
+    closing = C[:, full] + d[:, 1:, 0]  # (B, m) back to city 0
+    j, mask, backwards = closing.argmin(axis=1), np.full(B, full), []
+    for _ in range(m):  # walk the parents back to the first city after 0
+        backwards.append(j + 1)
+        j, mask = parent[rows, mask, j], mask ^ (1 << j)
+    tours = np.stack([np.zeros(B, dtype=np.int64)] + backwards[::-1], axis=1)  # (B, n)
+    return [_canonical_tour(t.tolist()) for t in tours], closing.min(axis=1).tolist()
 
 
 def brute_force_tsp(pts) -> tuple[list[int], float]:
@@ -216,14 +229,26 @@ def _ns(batch_size: int, n, generator) -> list[int]:
     return torch.randint(lo, hi + 1, (batch_size,), generator=generator, device=gen_device(generator)).tolist()
 
 
-def _pointer_data(batch_size, n, label, end, generator, device, dim=2, optimal=None) -> PointerData:
+def _each(label):
+    """A labeller of a padded batch from a labeller of one point set."""
+    return lambda x, ns: [label(x[b, :n_b]) for b, n_b in enumerate(ns)]
+
+
+def _optimal_tours(x: torch.Tensor, ns: list[int]) -> list:
+    """(tour, length) of every instance: Held-Karp over the whole batch when all have one n."""
+    if len(set(ns)) == 1:
+        return list(zip(*held_karp_batch(x)))
+    return _each(held_karp)(x, ns)
+
+
+def _pointer_data(batch_size, n, labels_of, end, generator, device, dim=2, optimal=False) -> PointerData:
     check_sizes(batch_size=batch_size)
     ns = _ns(batch_size, n, generator)
     N = max(ns)
     x = points(batch_size, N, generator, dim=dim).cpu()  # (B, N, D), drawn whole then cut to each n
     for b, n_b in enumerate(ns):
         x[b, n_b:] = 0.0
-    labels = [label(x[b, :n_b]) for b, n_b in enumerate(ns)]
+    labels = labels_of(x, ns)
     seqs = [lab[0] if optimal else lab for lab in labels]
     seqs = [s + [N] if end else s for s in seqs]
     T = max(len(s) for s in seqs)
@@ -241,14 +266,14 @@ def convex_hulls(batch_size: int, n, generator: torch.Generator | None = None, d
 
     ``n``: an int, or (lo, hi) for n uniform in lo ... hi per sample.
     """
-    return _pointer_data(batch_size, n, convex_hull, True, generator, device)
+    return _pointer_data(batch_size, n, _each(convex_hull), True, generator, device)
 
 
 def sorting_problems(batch_size: int, n, generator: torch.Generator | None = None, device=None) -> PointerData:
     """n scalars in [0, 1) as points (B, N, 1) and the permutation that sorts each set."""
-    return _pointer_data(batch_size, n, lambda x: argsort(x[:, 0]), False, generator, device, dim=1)
+    return _pointer_data(batch_size, n, _each(lambda x: argsort(x[:, 0])), False, generator, device, dim=1)
 
 
 def tsp_problems(batch_size: int, n, generator: torch.Generator | None = None, device=None) -> PointerData:
     """Cities in the unit square, their optimal tours (Held-Karp, canonical) and lengths (n <= 12)."""
-    return _pointer_data(batch_size, n, held_karp, False, generator, device, optimal=True)
+    return _pointer_data(batch_size, n, _optimal_tours, False, generator, device, optimal=True)
