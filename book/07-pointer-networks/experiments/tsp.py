@@ -55,7 +55,7 @@ def tour_scores(data, tours: list) -> dict:
         lengths.append(pointer.tour_length(data.points[b, :n].double(), tour))
         gaps.append(pointer.optimality_gap(lengths[-1], float(data.optimal[b])))
     size = len(tours)
-    mean = (lambda xs: sum(xs) / len(xs)) if lengths else (lambda xs: float("nan"))  # no valid tour: no length
+    mean = (lambda xs: sum(xs) / len(xs)) if lengths else (lambda xs: None)  # no valid tour: no length
     return {"valid": valid / size, "mean_length": mean(lengths), "mean_gap": mean(gaps),
             "optimal": sum(g < 1e-9 for g in gaps) / size}
 
@@ -137,8 +137,9 @@ def main(argv=None):
     row = run(cfg, args.seed)
     record.add(row)
     r = row["results"]
+    show = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
     print(f"optimal {r['optimal_mean_length']:.4f}; " + "  ".join(
-        f"{how}: length {r[how]['mean_length']:.4f} gap {r[how]['mean_gap']:.4f} optimal {r[how]['optimal']:.3f} "
+        f"{how}: length {show(r[how]['mean_length'])} gap {show(r[how]['mean_gap'])} optimal {r[how]['optimal']:.3f} "
         f"valid {r[how]['valid']:.3f}" for how in ("greedy", "beam", "greedy_unconstrained")))
     print(f"({row['seconds']:.0f} s, best validation step {row['best_step']})")
 
