@@ -50,9 +50,9 @@ from .decoding import beam_step
 from .lstm import LSTM
 from .tasks.geometry import convex_hull, cycle_length, polygon_area
 
-__all__ = ["PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs", "pointer_loss", "greedy_step", "greedy",
-           "beam_search", "canonical_hull", "hull_exact", "valid_polygon", "hull_area_coverage", "valid_tour",
-           "tour_length", "optimality_gap"]
+__all__ = ["PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs",
+           "pointer_loss", "greedy_step", "greedy", "beam_search", "canonical_hull", "hull_exact", "valid_polygon",
+           "hull_area_coverage", "valid_tour", "tour_length", "optimality_gap"]
 
 
 # -- the pointer distribution ----------------------------------------------------------------------------
@@ -357,7 +357,8 @@ def _on_segment(a, b, c) -> bool:
 
 def _segments_meet(p1, p2, p3, p4) -> bool:
     """Segments p1p2 and p3p4 share a point (crossing or touching)."""
-    o1, o2, o3, o4 = _orientation(p1, p2, p3), _orientation(p1, p2, p4), _orientation(p3, p4, p1), _orientation(p3, p4, p2)
+    o1, o2 = _orientation(p1, p2, p3), _orientation(p1, p2, p4)
+    o3, o4 = _orientation(p3, p4, p1), _orientation(p3, p4, p2)
     if o1 != o2 and o3 != o4:
         return True
     return any(o == 0 and _on_segment(a, b, c)

@@ -100,7 +100,8 @@ def run(cfg: dict, seed: int) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     start, cpu = time.perf_counter(), time.process_time()
     history = seqmem.fit(model, lambda step: batch_for(cfg, train, optimizer, step), hull_loss, steps=cfg["steps"],
-                         optimizer=optimizer, clip_grad_norm=cfg["clip"], evaluate=evaluate, eval_every=cfg["eval_every"], progress=False)
+                         optimizer=optimizer, clip_grad_norm=cfg["clip"], evaluate=evaluate,
+                         eval_every=cfg["eval_every"], progress=False)
     train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu
     model.load_state_dict(best["state"])
     model.eval()

@@ -18,7 +18,8 @@ exactly by a classic algorithm:
 
   the cost of the cheapest path from city 0 through the set S ending at j; the tour's length is
   min_j C({1..n-1}, j) + d(j, 0). The canonical tour starts at city 0 and runs in the direction
-  where its second city has a lower index than its last.
+  where its second city has a lower index than its last. ``held_karp_batch`` solves B instances
+  of one n at once.
 
 ``points(batch_size, n)`` draws points uniformly in the unit square; ``convex_hulls``,
 ``sorting_problems`` and ``tsp_problems`` draw whole data sets (``PointerData``): padded points,
@@ -38,8 +39,8 @@ import torch
 from ..core import IGNORE_INDEX
 from ._common import check_sizes, gen_device
 
-__all__ = ["points", "convex_hull", "polygon_area", "argsort", "held_karp", "held_karp_batch", "cycle_length", "brute_force_tsp",
-           "PointerData", "convex_hulls", "sorting_problems", "tsp_problems"]
+__all__ = ["points", "convex_hull", "polygon_area", "argsort", "held_karp", "held_karp_batch", "cycle_length",
+           "brute_force_tsp", "PointerData", "convex_hulls", "sorting_problems", "tsp_problems"]
 
 
 def _as_array(pts) -> np.ndarray:
