@@ -206,7 +206,7 @@ class PointerData(NamedTuple):
     targets: (B, T) int64 input positions, ``IGNORE_INDEX`` beyond each target's end. With
     ``end`` (the convex hull), every target ends with the end position, index N (the pointer
     network's extra "end" position after the N inputs).
-    target_lengths: (B,) int64, the end position included; optimal: (B,) float tour lengths
+    target_lengths: (B,) int64, the end position included; optimal: (B,) float64 tour lengths
     (``tsp_problems`` only, else None).
     """
 
@@ -257,7 +257,7 @@ def _pointer_data(batch_size, n, labels_of, end, generator, device, dim=2, optim
     for b, s in enumerate(seqs):
         targets[b, :len(s)] = torch.tensor(s)
     out = device or gen_device(generator)
-    opt = torch.tensor([lab[1] for lab in labels]).to(out) if optimal else None
+    opt = torch.tensor([lab[1] for lab in labels], dtype=torch.float64).to(out) if optimal else None
     return PointerData(x.to(out), torch.tensor(ns).to(out), targets.to(out),
                        torch.tensor([len(s) for s in seqs]).to(out), end, opt)
 
