@@ -20,7 +20,7 @@ at 50: 69.6% and 99.9%); its out-of-distribution n = 20 numbers come from other 
 
 Usage (from the repository root):
 
-    python book/07-pointer-networks/experiments/convex_hull.py          # the chapter's run (about 15 min)
+    python book/07-pointer-networks/experiments/convex_hull.py          # the chapter's run (about 16 min of one CPU thread)
     python book/07-pointer-networks/experiments/convex_hull.py --quick --out /tmp/quick.json
 
 The results file (JSON, a ``seqmem.experiment.Record``) records the command, the configuration,
@@ -120,8 +120,8 @@ def run(cfg: dict, seed: int) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=8000)
-    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=16000)
+    parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--val-size", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--hidden-size", type=int, default=128)
