@@ -80,6 +80,11 @@ from .transformer_seq2seq import (TransformerSeq2Seq, TransformerState, label_sm
 from . import transformer_lm
 from .transformer_lm import TransformerLM
 
+# Chapter 7: pointer networks (their greedy and beam_search stay in seqmem.pointer: chapter 4's own the names)
+from . import pointer
+from .pointer import (PointerMemory, PointerNetwork, greedy_step, hull_area_coverage, hull_exact, optimality_gap,
+                      pointer_distribution, pointer_log_probs, pointer_loss, pointer_scores, tour_length)
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -118,6 +123,10 @@ __all__ = [
     "TransformerDecoder", "Transformer", "noam_lambda", "noam_schedule",
     "transformer_seq2seq", "TransformerSeq2Seq", "TransformerState", "label_smoothing_loss", "smoothed_seq2seq_loss",
     "transformer_lm", "TransformerLM",
+    # chapter 7
+    "pointer", "PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs",
+    "pointer_loss", "greedy_step", "hull_exact",
+    "hull_area_coverage", "tour_length", "optimality_gap",
     # every chapter
     "tasks", "viz", "grading",
 ]

@@ -46,6 +46,9 @@ from .translation import (DATE_STYLES, chinese_numeral, date_normalisation, date
 from . import templates
 from .templates import (NAME_POOLS, TEMPLATES, VOCAB_NAMES, name_pool, template_pairs, template_sentences,
                         template_vocab)
+from . import geometry
+from .geometry import (PointerData, argsort, convex_hull, convex_hulls, cycle_length, held_karp, polygon_area,
+                       sorting_problems, tsp_problems)
 
 __all__ = [
     "IGNORE_INDEX", "algorithmic", "babi", "counting", "digits", "language", "translation",
@@ -76,4 +79,7 @@ __all__ = [
     # template sentences with unseen names (copying)
     "templates", "template_pairs", "template_sentences", "template_vocab", "name_pool", "NAME_POOLS", "TEMPLATES",
     "VOCAB_NAMES",
+    # geometry: point sets labelled by sequences of their own positions (chapter 7)
+    "geometry", "PointerData", "convex_hull", "polygon_area", "argsort", "held_karp", "cycle_length", "convex_hulls",
+    "sorting_problems", "tsp_problems",
 ]

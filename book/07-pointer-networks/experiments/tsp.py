@@ -1,0 +1,148 @@
+"""The planar travelling salesman at n = 5 by a pointer network: mean tour length against the optimum (chapter 7).
+
+Vinyals et al.'s (2015) table 2, first row: on 5 cities uniform in the unit square the optimal
+tours average 2.12 and their Ptr-Net's 2.12. One ``seqmem.PointerNetwork`` without an end position
+(a tour has n cities; it stops after n) trains on ``tasks.tsp_problems``: fresh batches of
+``--batch-size`` instances of 5 cities, labelled by Held-Karp (``tasks.geometry.held_karp_batch``:
+the canonical tour, from city 0, its second city's index below its last's), teacher forcing with
+the chosen cities masked (``constrained``), Adam, gradients clipped to norm 2, the learning rate
+dropping by ``--decay`` after 60% and 85% of the steps. Every ``--eval-every`` steps the model
+decodes a validation set (``--val-size`` instances, seed 20_000); the parameters of the best
+validation mean tour length are the ones tested.
+
+The test: ``--test-size`` fresh instances (seed 10_005), decoded constrained (always a tour)
+greedily and by beam search of width ``--beam``: the mean tour length (``seqmem.pointer.tour_length``),
+the mean optimality gap and the fraction of optimal tours; and decoded unconstrained (greedy), the
+fraction of valid tours (an invalid one is counted, never repaired) and the mean length of the valid.
+
+Usage (from the repository root):
+
+    python book/07-pointer-networks/experiments/tsp.py          # the chapter's run
+    python book/07-pointer-networks/experiments/tsp.py --quick --out /tmp/quick.json
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+import seqmem
+from seqmem import pointer
+from seqmem.experiment import Record
+from seqmem.tasks import geometry
+
+from convex_hull import learning_rate  # the same schedule as the hulls'
+
+HERE = Path(__file__).resolve().parent
+EXPERIMENT = "the planar TSP at n = 5 by a pointer network: mean tour length against Held-Karp's optimum"
+PAPER = {"5": {"optimal": 2.12, "ptr_net": 2.12}}
+
+
+def tsp_loss(model, data):
+    return pointer.pointer_loss(model(data.points, data.lengths, data.targets, constrained=True), data.targets)
+
+
+def tour_scores(data, tours: list) -> dict:
+    """Mean length, gap and fraction optimal of valid tours; the fraction valid. Invalid tours are not repaired."""
+    valid, lengths, gaps = 0, [], []
+    for b, tour in enumerate(tours):
+        n = int(data.lengths[b])
+        if not pointer.valid_tour(tour, n):
+            continue
+        valid += 1
+        lengths.append(pointer.tour_length(data.points[b, :n].double(), tour))
+        gaps.append(pointer.optimality_gap(lengths[-1], float(data.optimal[b])))
+    size = len(tours)
+    mean = (lambda xs: sum(xs) / len(xs)) if lengths else (lambda xs: None)  # no valid tour: no length
+    return {"valid": valid / size, "mean_length": mean(lengths), "mean_gap": mean(gaps),
+            "optimal": sum(g < 1e-9 for g in gaps) / size}  # float64 throughout: an optimal tour's gap is ~1e-16
+
+
+def run(cfg: dict, seed: int) -> dict:
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    n = cfg["n"]
+    model = pointer.PointerNetwork(2, cfg["hidden_size"], end=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    train = torch.Generator().manual_seed(seed)
+    val = geometry.tsp_problems(cfg["val_size"], n, torch.Generator().manual_seed(20_000))
+    best = {"length": float("inf")}
+
+    def evaluate():  # validation mean tour length, greedy and constrained; keep the best parameters
+        model.eval()
+        length = tour_scores(val, pointer.greedy(model, val.points, val.lengths, constrained=True))["mean_length"]
+        model.train()
+        if length < best["length"]:
+            best.update(length=length, state={k: v.clone() for k, v in model.state_dict().items()})
+        return length
+
+    def batch(step):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        return geometry.tsp_problems(cfg["batch_size"], n, train)
+
+    start, cpu = time.perf_counter(), time.process_time()
+    history = seqmem.fit(model, batch, tsp_loss, steps=cfg["steps"], optimizer=optimizer, clip_grad_norm=cfg["clip"],
+                         evaluate=evaluate, eval_every=cfg["eval_every"], progress=False)
+    train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu
+    model.load_state_dict(best["state"])
+    model.eval()
+    test = geometry.tsp_problems(cfg["test_size"], n, torch.Generator().manual_seed(10_000 + n))
+    results = {
+        "optimal_mean_length": float(test.optimal.mean()),
+        "greedy": tour_scores(test, pointer.greedy(model, test.points, test.lengths, constrained=True)),
+        "beam": tour_scores(test, pointer.beam_search(model, test.points, test.lengths, beam_size=cfg["beam"],
+                                                      constrained=True)),
+        "greedy_unconstrained": tour_scores(test, pointer.greedy(model, test.points, test.lengths)),
+    }
+    return {"seed": seed, "results": results,
+            "val_steps": [step for step, _ in history.evals], "val_mean_length": [e for _, e in history.evals],
+            "best_step": min(history.evals, key=lambda e: e[1])[0],
+            "final_loss": float(sum(history.loss[-50:]) / len(history.loss[-50:])),
+            "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(train_seconds, 1),
+            "train_cpu_seconds": round(train_cpu, 1), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--val-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--decay", type=float, default=0.3)
+    parser.add_argument("--clip", type=float, default=2.0)
+    parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--test-size", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="a tiny run: 40 steps, 50 validation and test instances")
+    parser.add_argument("--out", default=str(HERE / "tsp.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.eval_every, args.val_size, args.test_size = 40, 20, 50, 50
+    cfg = {"steps": args.steps, "eval_every": args.eval_every, "val_size": args.val_size,
+           **{k: getattr(args, k) for k in ("n", "batch_size", "hidden_size", "lr", "decay", "clip", "beam",
+                                            "test_size")},
+           "optimizer": "Adam", "task": "tasks.tsp_problems (Held-Karp labels, canonical tours)",
+           "model": "PointerNetwork(2, hidden_size, end=False), trained with the chosen cities masked",
+           "decoding": "constrained greedy and beam search; unconstrained greedy for validity",
+           "test_set": "test_size instances, seed 10000 + n",
+           "selection": "the parameters of the best validation mean tour length (val_size instances, seed 20000)"}
+    record = Record(args.out, EXPERIMENT, cfg, [args.seed], key=("seed",), order=lambda r: r["seed"],
+                    device="cpu, 1 thread", paper=PAPER)
+    row = run(cfg, args.seed)
+    record.add(row)
+    r = row["results"]
+    show = lambda x: "-" if x is None else f"{x:.4f}"  # noqa: E731
+    print(f"optimal {r['optimal_mean_length']:.4f}; " + "  ".join(
+        f"{how}: length {show(r[how]['mean_length'])} gap {show(r[how]['mean_gap'])} optimal {r[how]['optimal']:.3f} "
+        f"valid {r[how]['valid']:.3f}" for how in ("greedy", "beam", "greedy_unconstrained")))
+    print(f"({row['seconds']:.0f} s, best validation step {row['best_step']})")
+
+
+if __name__ == "__main__":
+    main()
