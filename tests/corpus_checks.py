@@ -3,7 +3,8 @@
 A homework's test module builds its course with ``graded_course`` (the corpus of
 ``adversarial.py`` and its own canned submissions, autograded by the real ``nbgrader autograde``
 with a real gradebook, in one batch) as a module-scoped fixture named ``course``, sets ``HW``, and
-imports these tests with ``from corpus_checks import *``.
+imports these tests with ``from corpus_checks import *``. A homework graded automatically only
+gets that fixture and its own two tests from ``automatic_homework``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from conftest import ROOT
 from grading_helpers import autograde_alone, build_course, committed_release, generated_release, nbgrader, scores
 from test_hygiene import solution_and_hidden_lines
 
-__all__ = ["graded_course", "test_the_release_is_what_make_assignments_generates", "test_the_homework_is_worth_ten_points",
+__all__ = ["graded_course", "automatic_homework", "test_the_release_is_what_make_assignments_generates", "test_the_homework_is_worth_ten_points",
            "test_one_submission_autogrades_within_60_seconds",
            "test_every_canned_submission_scores_exactly_what_it_should",
            "test_every_attack_scores_exactly_what_its_honest_part_earns",
@@ -125,6 +126,29 @@ def graded_course(tmp_path_factory, hw: str, canned: dict) -> dict:
                   markers=_files_named(marker, places), victim_before=victim_before,
                   victim_after=_victim_rows(root, hw))
     return course
+
+
+def automatic_homework(hw: str, submissions: dict, raw_scores: dict) -> dict:
+    """For a homework without a written item: the module-scoped fixture ``course`` (the corpus and
+    ``submissions`` graded in one batch), the test that the source scores 10 with nothing left to
+    grade by hand, and the test that the feedback shows a blocked reference's message and
+    ``nbgrader export`` gives each student in ``raw_scores`` that score. A test module puts them in
+    its namespace: ``globals().update(automatic_homework(HW, SUBMISSIONS, {...}))``."""
+    @pytest.fixture(scope="module")
+    def course(tmp_path_factory):
+        return graded_course(tmp_path_factory, hw, submissions)
+
+    def test_source_scores_full_marks_with_nothing_left_to_grade_by_hand(course):
+        assert_source_full_marks(course)
+
+    def test_feedback_shows_the_checks_messages_and_export_the_scores(course):
+        assert_feedback_and_export(course, raw_scores)
+
+    return {"course": course,
+            "test_source_scores_full_marks_with_nothing_left_to_grade_by_hand":
+                test_source_scores_full_marks_with_nothing_left_to_grade_by_hand,
+            "test_feedback_shows_the_checks_messages_and_export_the_scores":
+                test_feedback_shows_the_checks_messages_and_export_the_scores}
 
 
 def assert_source_full_marks(course) -> None:

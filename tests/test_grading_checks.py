@@ -232,12 +232,27 @@ WRONG = {  # case -> (item, answer made from the source's answers, a phrase of t
 }
 
 
+def assert_fails_with_a_message(check, answer, item: str, phrase: str) -> None:
+    """``check(answer)`` fails with a message that starts with the item's name and says ``phrase``
+    (every homework's checks module runs its wrong answers through this)."""
+    with pytest.raises(AssertionError, match=f"^{item}") as failure:
+        check(answer)
+    assert phrase in str(failure.value)
+
+
+def assert_blocked_and_otherwise_right(check, answer, item: str, monkeypatch) -> None:
+    """``answer`` calls a reference of ``item``: the check refuses it, and passes it once nothing is
+    blocked (so the blocking is the only reason it failed)."""
+    with pytest.raises(grading.ReferenceBlocked, match=f"^{item}: .* is not available while this item is graded"):
+        check(answer)
+    monkeypatch.setattr(guard, "references", lambda item: [])
+    check(answer)
+
+
 @pytest.mark.parametrize("case", list(WRONG))
 def test_wrong_answers_fail_with_a_message(source, case):
     item, make, phrase = WRONG[case]
-    with pytest.raises(AssertionError, match=f"^{item}") as failure:
-        CHECKS[item](make(source))
-    assert phrase in str(failure.value)
+    assert_fails_with_a_message(CHECKS[item], make(source), item, phrase)
 
 
 def test_a_failure_shows_expected_and_got():
@@ -385,11 +400,8 @@ BLOCKED = {  # what each answer calls -> (item, answer)
 @pytest.mark.parametrize("case", list(BLOCKED))
 def test_calling_a_reference_is_blocked_and_would_otherwise_be_right(case, monkeypatch):
     item, answer = BLOCKED[case]
-    with pytest.raises(grading.ReferenceBlocked, match=f"^{item}: .* is not available while this item is graded"):
-        CHECKS[item](answer)
+    assert_blocked_and_otherwise_right(CHECKS[item], answer, item, monkeypatch)
     assert torch.lstm_cell(torch.zeros(1, 1), (torch.zeros(1, 1),) * 2, *(torch.zeros(4, 1),) * 2)[0].shape == (1, 1)
-    monkeypatch.setattr(guard, "references", lambda item: [])
-    CHECKS[item](answer)  # so the only reason it failed is the blocking
 
 
 def test_the_message_names_the_item_and_the_reference():

@@ -9,8 +9,8 @@ import torch
 
 import seqmem
 import seqmem.copy
+from test_grading_checks import assert_blocked_and_otherwise_right, assert_fails_with_a_message
 from test_grading_checks import source  # noqa: F401 (the fixture: every homework's source answers)
-from seqmem import grading
 from seqmem.grading import guard, hw4
 
 CHECKS = {"additive_weights": hw4.check_additive_weights, "scaled_dot_attention": hw4.check_scaled_dot_attention,
@@ -148,9 +148,7 @@ WRONG = {  # case -> (item, answer made from the source's answers, a phrase of t
 @pytest.mark.parametrize("case", list(WRONG))
 def test_wrong_answers_fail_with_a_message(source, case):
     item, make, phrase = WRONG[case]
-    with pytest.raises(AssertionError, match=f"^{item}") as failure:
-        CHECKS[item](make(source))
-    assert phrase in str(failure.value)
+    assert_fails_with_a_message(CHECKS[item], make(source), item, phrase)
 
 
 def test_the_shared_answers_of_the_tests_above_are_right_where_they_should_be(source):
@@ -203,10 +201,7 @@ BLOCKED = {
 @pytest.mark.parametrize("case", list(BLOCKED))
 def test_calling_a_reference_is_blocked_and_would_otherwise_be_right(case, monkeypatch):
     item, answer = BLOCKED[case]
-    with pytest.raises(grading.ReferenceBlocked, match=f"^{item}: .* is not available while this item is graded"):
-        CHECKS[item](answer)
-    monkeypatch.setattr(guard, "references", lambda item: [])
-    CHECKS[item](answer)  # so the only reason it failed is the blocking
+    assert_blocked_and_otherwise_right(CHECKS[item], answer, item, monkeypatch)
 
 
 def test_the_hidden_cases_cover_the_edges(monkeypatch):

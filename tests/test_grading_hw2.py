@@ -4,7 +4,7 @@ The checks themselves, called directly, are in tests/test_grading_checks.py."""
 import pytest
 
 from corpus_checks import *  # noqa: F401,F403 (the adversarial corpus's tests, run on this homework)
-from corpus_checks import assert_feedback_and_export, assert_source_full_marks, graded_course
+from corpus_checks import automatic_homework
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
@@ -93,14 +93,4 @@ SUBMISSIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    return graded_course(tmp_path_factory, HW, SUBMISSIONS)
-
-
-def test_source_scores_full_marks_with_nothing_left_to_grade_by_hand(course):
-    assert_source_full_marks(course)
-
-
-def test_feedback_shows_the_checks_messages_and_export_the_scores(course):
-    assert_feedback_and_export(course, {"partial": 7.0, "honest": 10.0, "blank": 0.0})
+globals().update(automatic_homework(HW, SUBMISSIONS, {"partial": 7.0, "honest": 10.0, "blank": 0.0}))

@@ -74,6 +74,11 @@ from . import transformer
 from .transformer import (MultiheadAttention, PositionalEncoding, PositionwiseFeedForward, Transformer,
                           TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
                           feed_forward, noam_lambda, noam_schedule, sinusoidal_encoding)
+from . import transformer_seq2seq
+from .transformer_seq2seq import (TransformerSeq2Seq, TransformerState, label_smoothing_loss,
+                                  smoothed_seq2seq_loss)
+from . import transformer_lm
+from .transformer_lm import TransformerLM
 
 # Chapter 7: pointer networks (their greedy and beam_search stay in seqmem.pointer: chapter 4's own the names)
 from . import pointer
@@ -120,6 +125,8 @@ __all__ = [
     "pointer", "PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs",
     "pointer_loss", "greedy_step", "hull_exact",
     "hull_area_coverage", "tour_length", "optimality_gap",
+    "transformer_seq2seq", "TransformerSeq2Seq", "TransformerState", "label_smoothing_loss", "smoothed_seq2seq_loss",
+    "transformer_lm", "TransformerLM",
     # every chapter
     "tasks", "viz", "grading",
 ]

@@ -24,9 +24,10 @@ __all__ = ["check_sequence_nll", "check_sample_decode", "check_beam_step_gnmt", 
 
 
 def _loss_references() -> list:
-    from .. import heads, seq2seq
+    from .. import heads, seq2seq, transformer_seq2seq
 
-    return [heads.cross_entropy, heads.tagging_loss, seq2seq.seq2seq_loss, (torch.nn.functional, "cross_entropy"),
+    return [heads.cross_entropy, heads.tagging_loss, seq2seq.seq2seq_loss, transformer_seq2seq.label_smoothing_loss,
+            transformer_seq2seq.smoothed_seq2seq_loss, (torch.nn.functional, "cross_entropy"),
             (torch.nn.functional, "nll_loss"), (torch.nn.functional, "kl_div"), (torch.nn.CrossEntropyLoss, "forward"),
             (torch.nn.NLLLoss, "forward"), (torch.nn.KLDivLoss, "forward"), *_refs("nll_loss", "cross_entropy"),
             *decompositions("nll_loss", "cross_entropy"), *torch_compilers(), "cross_entropy", "nll_loss", "kl_div"]
