@@ -18,7 +18,7 @@ from torch.nn import functional as F
 import seqmem
 from conftest import ROOT
 from seqmem import grading
-from seqmem.grading import guard, hw1, hw2, hw3, hw4, hw5
+from seqmem.grading import guard, hw1, hw2, hw3, hw4, hw5, hw6
 
 CHECKS = {"rnn_forward_padded": hw1.check_rnn_forward_padded, "bptt_with_readout": hw1.check_bptt_with_readout,
           "clip_grads_": hw1.check_clip_grads_, "lstm_backward": hw2.check_lstm_backward,
@@ -30,7 +30,9 @@ CHECKS = {"rnn_forward_padded": hw1.check_rnn_forward_padded, "bptt_with_readout
           "copy_mixture": hw4.check_copy_mixture, "positional_encoding": hw5.check_positional_encoding,
           "split_heads": hw5.check_split_heads, "merge_heads": hw5.check_merge_heads,
           "multi_head_attention": hw5.check_multi_head_attention,
-          "masked_self_attention_block": hw5.check_masked_self_attention_block}
+          "masked_self_attention_block": hw5.check_masked_self_attention_block,
+          "pointer_log_probs": hw6.check_pointer_log_probs, "greedy_pointer_step": hw6.check_greedy_pointer_step,
+          "hull_coverage": hw6.check_hull_coverage, "tour_length": hw6.check_tour_length}
 HOMEWORKS = sorted(p.name for p in (ROOT / "solutions").glob("hw*"))
 
 
@@ -537,11 +539,12 @@ def test_the_hidden_cases_cover_the_edges():
 def test_the_checks_own_answers_are_blocked_for_every_item(item):
     """``import seqmem`` reaches seqmem.grading: a check's reference would be a one-line answer."""
     blocked_targets = guard.references(item)
-    for module in (hw1, hw2, hw3, hw4, hw5):
+    for module in (hw1, hw2, hw3, hw4, hw5, hw6):
         for name, fn in vars(module).items():
             if name.endswith("_reference") and callable(fn):
                 assert fn in blocked_targets, f"{module.__name__}.{name} is not blocked for {item}"
-    assert all(f in blocked_targets for f in hw3.GRADER_HELPERS + hw4.GRADER_HELPERS + hw5.GRADER_HELPERS)
+    assert all(f in blocked_targets for f in hw3.GRADER_HELPERS + hw4.GRADER_HELPERS + hw5.GRADER_HELPERS
+               + hw6.GRADER_HELPERS)
 
 
 @pytest.mark.parametrize("item, answer", [

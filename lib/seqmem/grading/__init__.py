@@ -24,6 +24,7 @@ from .hw3 import (check_beam_step_gnmt, check_clipped_precision, check_sample_de
 from .hw4 import check_additive_weights, check_copy_mixture, check_memory_hop, check_scaled_dot_attention
 from .hw5 import (check_masked_self_attention_block, check_merge_heads, check_multi_head_attention,
                   check_positional_encoding, check_split_heads)
+from .hw6 import check_greedy_pointer_step, check_hull_coverage, check_pointer_log_probs, check_tour_length
 
 __all__ = ["ReferenceBlocked", "blocked", "set_grading_seed",
            "check_rnn_forward_padded", "check_bptt_with_readout", "check_clip_grads_",
@@ -32,4 +33,5 @@ __all__ = ["ReferenceBlocked", "blocked", "set_grading_seed",
            "check_sequence_nll", "check_sample_decode", "check_beam_step_gnmt", "check_clipped_precision",
            "rnn_decoder_params", "check_additive_weights", "check_scaled_dot_attention", "check_memory_hop",
            "check_copy_mixture", "check_positional_encoding", "check_split_heads", "check_merge_heads", "check_multi_head_attention",
-           "check_masked_self_attention_block"]
+           "check_masked_self_attention_block", "check_pointer_log_probs", "check_greedy_pointer_step",
+           "check_hull_coverage", "check_tour_length"]
