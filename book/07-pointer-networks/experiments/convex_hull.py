@@ -85,7 +85,7 @@ def run(cfg: dict, seed: int) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     model = pointer.PointerNetwork(2, cfg["hidden_size"], end=True)
-    train = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     val = geometry.convex_hulls(cfg["val_size"], tuple(cfg["train_n"]), torch.Generator().manual_seed(20_000))
     best = {"exact": -1.0}
 
@@ -98,30 +98,47 @@ def run(cfg: dict, seed: int) -> dict:
         return exact
 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    start, cpu = time.perf_counter(), time.process_time()
-    history = seqmem.fit(model, lambda step: batch_for(cfg, train, optimizer, step), hull_loss, steps=cfg["steps"],
-                         optimizer=optimizer, clip_grad_norm=cfg["clip"], evaluate=evaluate,
-                         eval_every=cfg["eval_every"], progress=False)
-    train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu
+    trained = train(model, optimizer, lambda step: batch_for(cfg, generator, optimizer, step), hull_loss, cfg, evaluate)
     model.load_state_dict(best["state"])
     model.eval()
     results = {}
     for n in cfg["test_n"]:
         test = geometry.convex_hulls(cfg["test_size"], n, torch.Generator().manual_seed(10_000 + n))
         results[str(n)] = {how: hull_scores(test, decode(model, test, how, cfg["beam"])) for how in ("greedy", "beam")}
+    return summary(seed, results, model, trained, "val_exact", max)
+
+
+def train(model, optimizer, batch, loss, cfg: dict, evaluate) -> dict:
+    """``seqmem.fit`` with this chapter's settings (clipping, evaluation every eval_every steps): its
+    history and the wall and CPU seconds of the training, with the time it started."""
+    start, cpu = time.perf_counter(), time.process_time()
+    history = seqmem.fit(model, batch, loss, steps=cfg["steps"], optimizer=optimizer, clip_grad_norm=cfg["clip"],
+                         evaluate=evaluate, eval_every=cfg["eval_every"], progress=False)
+    return {"history": history, "start": start, "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu}
+
+
+def summary(seed: int, results: dict, model, trained: dict, val_name: str, best) -> dict:
+    """A run's row of the record: the test results, the validation curve (``best`` of it: max or
+    min), the final training loss, the size of the model and the times."""
+    history = trained["history"]
     return {"seed": seed, "results": results,
-            "val_steps": [step for step, _ in history.evals], "val_exact": [e for _, e in history.evals],
-            "best_step": max(history.evals, key=lambda e: e[1])[0],
+            "val_steps": [step for step, _ in history.evals], val_name: [e for _, e in history.evals],
+            "best_step": best(history.evals, key=lambda e: e[1])[0],
             "final_loss": float(sum(history.loss[-50:]) / len(history.loss[-50:])),
-            "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(train_seconds, 1),
-            "train_cpu_seconds": round(train_cpu, 1), "seconds": round(time.perf_counter() - start, 1)}
+            "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(trained["seconds"], 1),
+            "train_cpu_seconds": round(trained["cpu_seconds"], 1),
+            "seconds": round(time.perf_counter() - trained["start"], 1)}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(description: str, steps: int, eval_every: int, out: Path, what: str, argv=None) -> argparse.Namespace:
+    """The options both pointer experiments take (``--quick``: 40 steps, 50 validation and test ``what``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=16000)
-    parser.add_argument("--eval-every", type=int, default=1000)
+    if what == "instances":
+        parser.add_argument("--n", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--eval-every", type=int, default=eval_every)
     parser.add_argument("--val-size", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--hidden-size", type=int, default=128)
@@ -130,11 +147,16 @@ def main(argv=None):
     parser.add_argument("--clip", type=float, default=2.0)
     parser.add_argument("--beam", type=int, default=4)
     parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--quick", action="store_true", help="a tiny run: 40 steps, 50 validation and test sets")
-    parser.add_argument("--out", default=str(HERE / "convex_hull.json"))
+    parser.add_argument("--quick", action="store_true", help=f"a tiny run: 40 steps, 50 validation and test {what}")
+    parser.add_argument("--out", default=str(out))
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.eval_every, args.val_size, args.test_size = 40, 20, 50, 50
+    return args
+
+
+def main(argv=None):
+    args = arguments(__doc__.split("\n\n")[0], 16000, 1000, HERE / "convex_hull.json", "sets", argv)
     cfg = {"steps": args.steps, "eval_every": args.eval_every, "val_size": args.val_size, "train_n": [5, 10],
            "test_n": [5, 10, 20],
            **{k: getattr(args, k) for k in ("batch_size", "hidden_size", "lr", "decay", "clip", "beam", "test_size")},

@@ -22,18 +22,15 @@ Usage (from the repository root):
 """
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 
 import torch
 
-import seqmem
 from seqmem import pointer
 from seqmem.experiment import Record
 from seqmem.tasks import geometry
 
-from convex_hull import learning_rate  # the same schedule as the hulls'
+from convex_hull import arguments, learning_rate, summary, train  # the hulls' schedule, options and record
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "the planar TSP at n = 5 by a pointer network: mean tour length against Held-Karp's optimum"
@@ -66,7 +63,7 @@ def run(cfg: dict, seed: int) -> dict:
     n = cfg["n"]
     model = pointer.PointerNetwork(2, cfg["hidden_size"], end=False)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-    train = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     val = geometry.tsp_problems(cfg["val_size"], n, torch.Generator().manual_seed(20_000))
     best = {"length": float("inf")}
 
@@ -81,12 +78,9 @@ def run(cfg: dict, seed: int) -> dict:
     def batch(step):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        return geometry.tsp_problems(cfg["batch_size"], n, train)
+        return geometry.tsp_problems(cfg["batch_size"], n, generator)
 
-    start, cpu = time.perf_counter(), time.process_time()
-    history = seqmem.fit(model, batch, tsp_loss, steps=cfg["steps"], optimizer=optimizer, clip_grad_norm=cfg["clip"],
-                         evaluate=evaluate, eval_every=cfg["eval_every"], progress=False)
-    train_seconds, train_cpu = time.perf_counter() - start, time.process_time() - cpu
+    trained = train(model, optimizer, batch, tsp_loss, cfg, evaluate)
     model.load_state_dict(best["state"])
     model.eval()
     test = geometry.tsp_problems(cfg["test_size"], n, torch.Generator().manual_seed(10_000 + n))
@@ -97,33 +91,11 @@ def run(cfg: dict, seed: int) -> dict:
                                                       constrained=True)),
         "greedy_unconstrained": tour_scores(test, pointer.greedy(model, test.points, test.lengths)),
     }
-    return {"seed": seed, "results": results,
-            "val_steps": [step for step, _ in history.evals], "val_mean_length": [e for _, e in history.evals],
-            "best_step": min(history.evals, key=lambda e: e[1])[0],
-            "final_loss": float(sum(history.loss[-50:]) / len(history.loss[-50:])),
-            "parameters": sum(p.numel() for p in model.parameters()), "train_seconds": round(train_seconds, 1),
-            "train_cpu_seconds": round(train_cpu, 1), "seconds": round(time.perf_counter() - start, 1)}
+    return summary(seed, results, model, trained, "val_mean_length", min)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=5000)
-    parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--val-size", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--hidden-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--decay", type=float, default=0.3)
-    parser.add_argument("--clip", type=float, default=2.0)
-    parser.add_argument("--beam", type=int, default=4)
-    parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--quick", action="store_true", help="a tiny run: 40 steps, 50 validation and test instances")
-    parser.add_argument("--out", default=str(HERE / "tsp.json"))
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.eval_every, args.val_size, args.test_size = 40, 20, 50, 50
+    args = arguments(__doc__.split("\n\n")[0], 5000, 500, HERE / "tsp.json", "instances", argv)
     cfg = {"steps": args.steps, "eval_every": args.eval_every, "val_size": args.val_size,
            **{k: getattr(args, k) for k in ("n", "batch_size", "hidden_size", "lr", "decay", "clip", "beam",
                                             "test_size")},
