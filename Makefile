@@ -71,12 +71,12 @@ sandbox:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } || \
 		echo "bubblewrap is not installed: autograding will refuse to run"
 
-# Two workers (pytest-xdist): the book builds in one while the grading pipelines and the library's
-# tests run in the other (tests/conftest.py groups what must share a worker). TEST_WORKERS=0 runs
-# everything in this process.
+# Two workers (pytest-xdist, a module at a time): the book builds in one while the grading pipelines
+# and the library's tests run in the other (tests/conftest.py orders the modules). TEST_WORKERS=0
+# runs everything in this process.
 TEST_WORKERS ?= 2
 test: $(STAMP) browser sandbox fonts
-	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=.

@@ -14,9 +14,8 @@ DEVICES = [pytest.param("cpu", id="cpu"),
            pytest.param("cuda", id="cuda", marks=pytest.mark.gpu)]
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    _group_for_workers(items)
+    _order_for_workers(items)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
@@ -25,20 +24,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _group_for_workers(items) -> None:
-    """What may run in parallel (`make test` runs pytest-xdist with --dist loadgroup): every test
-    that reads the built book in one group (one build, in one worker), every other module in a
-    group of its own (its module-scoped fixtures, such as a graded course, are made once). The
-    book's group goes first and the grading pipelines, the longest modules, next, so that the
-    workers finish together; within a module the order is kept."""
+def _order_for_workers(items) -> None:
+    """The order `make test`'s two workers take the modules in (pytest-xdist, --dist loadscope: each
+    module runs whole in one worker, so its module-scoped fixtures, such as a graded course, are made
+    once). The book's build first, the grading pipelines (the longest modules) next, the other
+    modules after them, and last the other readers of the built book (the browser tests), which by
+    then find it built; within a module the order is kept."""
     def rank(item):
-        if "built" in item.fixturenames:
+        if item.nodeid.startswith("tests/test_book.py"):
             return 0
-        return 1 if item.get_closest_marker("grading") else 2
+        if item.get_closest_marker("grading"):
+            return 1
+        return 3 if "built" in item.fixturenames else 2
 
-    for item in items:
-        group = "book" if "built" in item.fixturenames else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=rank)  # stable: collection order within each rank
 
 
@@ -70,7 +68,16 @@ def make(*args, cwd=ROOT):
 
 @pytest.fixture(scope="session")
 def built():
-    """The book, built once per session by `make book` (strict: a warning or a cell error fails)."""
-    result = make("book")
+    """The book, built by `make book` (strict: a warning or a cell error fails), once per worker of
+    `make test`: a lock keeps two workers from building it at once, so the second one's build finds
+    everything executed already and only checks it."""
+    import fcntl
+    import hashlib
+    import tempfile
+
+    lock = Path(tempfile.gettempdir()) / f"seqmem-book-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]}.lock"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        result = make("book")
     assert result.returncode == 0, f"make book failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
     return result
