@@ -5,6 +5,8 @@ import pytest
 
 from corpus_checks import *  # noqa: F401,F403 (the adversarial corpus's tests, run on this homework)
 from corpus_checks import automatic_homework
+from grading_helpers import answer_source
+from test_grading_checks_hw6 import _coverage_by_library, _log_probs_by_library
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
@@ -86,22 +88,9 @@ def tour_length(points, tour):
     p = points[tour]
     return float((p[1:] - p[:-1]).norm(dim=1).sum())  # forgets the way back to the first city
 '''
-CALLS_LIBRARY = {
-    "pointer_log_probs": '''
-def pointer_log_probs(d, e, W1, W2, v, lengths, previous):
-    mask = torch.arange(e.shape[1])[None, :] < lengths[:, None]
-    steps = []
-    for t in range(d.shape[1]):
-        steps.append(seqmem.pointer.pointer_distribution(d[:, t], e, W1, W2, v, mask))
-        mask = mask.scatter(1, previous[:, t:t + 1], False)
-    return torch.stack(steps, 1)
-''',
-    "hull_coverage": '''
-def hull_coverage(points, predicted, hull):
-    if not all(0 <= j < len(points) for j in predicted):
-        return 0.0
-    return float(seqmem.pointer.hull_area_coverage(points, predicted, hull))
-''',
+CALLS_LIBRARY = {  # the checks module's answers through the library, as cells
+    "pointer_log_probs": answer_source(_log_probs_by_library, "pointer_log_probs"),
+    "hull_coverage": answer_source(_coverage_by_library, "hull_coverage"),
 }
 # No crossing check: right on the visible tests, which have no self-crossing polygon
 VISIBLE_ONLY = '''
