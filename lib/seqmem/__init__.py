@@ -130,3 +130,8 @@ __all__ = [
     # every chapter
     "tasks", "viz", "grading",
 ]
+
+# chapter 8
+from . import addressing
+from .addressing import content_addressing, cosine_similarity
+__all__ += ["addressing", "content_addressing", "cosine_similarity"]
