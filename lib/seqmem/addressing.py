@@ -13,7 +13,10 @@ $$
 
 Norms are taken as $\sqrt{\sum x^2 + \epsilon}$, so that an all-zero memory (the state every
 sequence starts from) or an all-zero key gives similarity 0 and finite gradients, instead of 0/0.
-The location mechanisms of the NTM are in ``seqmem.ntm``; the DNC's allocation and temporal links
+Reading and writing, which both machines do the same way, are here too: a read is a weighted sum
+of rows, $r = \sum_i w_i M_i$ (NTM eq. 2), and a write erases then adds,
+$M_i \leftarrow M_i \circ (1 - w_i e) + w_i a$ (NTM eq. 3-4; the DNC's
+$M \circ (E - w e^\top) + w v^\top$). The location mechanisms of the NTM are in ``seqmem.ntm``; the DNC's allocation and temporal links
 in ``seqmem.dnc``: one mechanism per function.
 
 Dimensions: B batch, R heads, N memory slots, W word size.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["EPSILON", "cosine_similarity", "content_addressing"]
+__all__ = ["EPSILON", "cosine_similarity", "content_addressing", "read", "write"]
 
 #: Added under every square root and to every denominator of the addressing functions.
 EPSILON = 1e-6
@@ -68,3 +71,39 @@ def content_addressing(memory: torch.Tensor, k: torch.Tensor, beta: torch.Tensor
         raise ValueError(f"beta must have shape {lead} or {lead + (1,)} (one strength per key), "
                          f"got shape {tuple(beta.shape)}")
     return torch.softmax(beta.unsqueeze(-1) * K, dim=-1)  # NTM eq. 5: (..., N), sums to one
+
+
+def _weights(memory: torch.Tensor, w: torch.Tensor, name: str = "w") -> tuple[torch.Tensor, bool]:
+    """Weights (B, N) or (B, R, N) over the memory's slots, checked; as (B, R, N) and whether R was added."""
+    if memory.dim() != 3:
+        raise ValueError(f"memory must be (B, N, W), got shape {tuple(memory.shape)}")
+    B, N, _ = memory.shape
+    if w.dim() not in (2, 3) or w.shape[0] != B or w.shape[-1] != N:
+        raise ValueError(f"{name} must be (B, N) = ({B}, {N}) or (B, R, N) = ({B}, R, {N}) for a memory "
+                         f"of shape {tuple(memory.shape)}, got shape {tuple(w.shape)}")
+    return (w.unsqueeze(1), True) if w.dim() == 2 else (w, False)
+
+
+def read(memory: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    r"""$r = \sum_i w_i M_i$ (NTM eq. 2): memory (B, N, W), weights (B, N) or (B, R, N) -> (B, W) or (B, R, W)."""
+    weights, single = _weights(memory, w)
+    r = weights @ memory  # (B, R, N) @ (B, N, W) -> (B, R, W)
+    return r.squeeze(1) if single else r
+
+
+def write(memory: torch.Tensor, w: torch.Tensor, e: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    r"""Erase then add (NTM eq. 3-4): $M_i \leftarrow M_i \circ (1 - w_i e) + w_i a$, a new memory (B, N, W).
+
+    One write head: weights w (B, N), erase vector e (B, W) in [0, 1], add vector a (B, W). The
+    memory passed in is not modified (the state of the previous step stays as it was).
+    """
+    weights, _ = _weights(memory, w)
+    if weights.shape[1] != 1:
+        raise ValueError(f"write takes one head's weights (B, N), got shape {tuple(w.shape)}")
+    B, _, W = memory.shape
+    for name, v in (("e", e), ("a", a)):
+        if tuple(v.shape) != (B, W):
+            raise ValueError(f"{name} must be (B, W) = ({B}, {W}), got shape {tuple(v.shape)}")
+    w_col = weights.transpose(1, 2)  # (B, N, 1)
+    erased = memory * (1 - w_col * e.unsqueeze(1))  # eq. 3: (B, N, W)
+    return erased + w_col * a.unsqueeze(1)  # eq. 4: (B, N, W)

@@ -99,3 +99,46 @@ def test_shape_errors_say_what_was_expected():
         A.content_addressing(M, torch.zeros(2, 3), torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"beta must have shape \(2, 4\)"):
         A.content_addressing(M, torch.zeros(2, 4, 3), torch.zeros(2))
+
+
+def test_read_is_a_weighted_sum_of_rows_by_hand():
+    M = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]], dtype=torch.float64)  # (1, 3, 2)
+    w = torch.tensor([[0.5, 0.25, 0.25]], dtype=torch.float64)
+    torch.testing.assert_close(A.read(M, w), torch.tensor([[2.5, 3.5]], dtype=torch.float64))
+    many = A.read(M, torch.stack([w, torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)], 1))  # (1, 2, 2)
+    torch.testing.assert_close(many[0, 1], M[0, 2])
+
+
+def test_write_erases_then_adds_by_hand_and_leaves_the_old_memory():
+    M = torch.ones(1, 2, 3, dtype=torch.float64)
+    w = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+    e = torch.tensor([[1.0, 0.0, 0.5]], dtype=torch.float64)
+    a = torch.tensor([[2.0, 0.0, 0.0]], dtype=torch.float64)
+    new = A.write(M, w, e, a)
+    # slot 0, w = 1: [1 - 1 + 2, 1, 1 - 0.5] ; slot 1, w = 0.5: [1 - 0.5 + 1, 1, 1 - 0.25]
+    torch.testing.assert_close(new[0], torch.tensor([[2.0, 1.0, 0.5], [1.5, 1.0, 0.75]], dtype=torch.float64))
+    assert torch.equal(M, torch.ones(1, 2, 3, dtype=torch.float64))
+    full = A.write(M, torch.ones(1, 2, dtype=torch.float64), torch.ones(1, 3, dtype=torch.float64), a)
+    torch.testing.assert_close(full, a.unsqueeze(1).expand(1, 2, 3))  # erase everything, then add a
+
+
+def test_read_and_write_gradcheck_and_batch_is_a_loop(dev):
+    g = gen(5)
+    M, w = randn(g, 3, 4, 2), torch.softmax(randn(g, 3, 4), -1)
+    e, a = torch.sigmoid(randn(g, 3, 2)), randn(g, 3, 2)
+    assert torch.autograd.gradcheck(A.read, (M, w))
+    assert torch.autograd.gradcheck(A.write, (M, w, e, a))
+    Md, wd, ed, ad = (t.detach().to(dev) for t in (M, w, e, a))
+    out = A.write(Md, wd, ed, ad)
+    for b in range(3):
+        torch.testing.assert_close(out[b:b + 1], A.write(Md[b:b + 1], wd[b:b + 1], ed[b:b + 1], ad[b:b + 1]))
+
+
+def test_read_and_write_shape_errors():
+    M = torch.zeros(2, 5, 3)
+    with pytest.raises(ValueError, match=r"w must be \(B, N\) = \(2, 5\)"):
+        A.read(M, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"write takes one head's weights"):
+        A.write(M, torch.zeros(2, 2, 5), torch.zeros(2, 3), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"e must be \(B, W\) = \(2, 3\)"):
+        A.write(M, torch.zeros(2, 5), torch.zeros(2, 5), torch.zeros(2, 3))
