@@ -135,3 +135,8 @@ __all__ = [
 from . import addressing
 from .addressing import content_addressing, cosine_similarity
 __all__ += ["addressing", "content_addressing", "cosine_similarity"]
+
+# chapter 8: the Neural Turing Machine
+from . import ntm
+from .ntm import NTMCell, NTMState, address, interpolate, sharpen, shift
+__all__ += ["ntm", "NTMCell", "NTMState", "address", "interpolate", "sharpen", "shift"]

@@ -13,6 +13,9 @@ generator's device, then moved: the same seed gives the same data everywhere).
   captioned with the digits' words (chapter 4).
 - ``seqmem.tasks.translation``: numbers from English words to Chinese numerals, dates from five
   human styles to ISO 8601 (chapter 4), each with a fixed held-out split.
+- ``seqmem.tasks.memory``: the Neural Turing Machine's copy, repeat copy and associative recall
+  (binary vectors, a recall phase with no input, a mask of the scored steps) and their scores,
+  bit errors and the cost per sequence in bits (chapter 8).
 - ``seqmem.tasks.babi``: bAbI-style stories (tasks 1, 2 and 16: one and two supporting facts,
   basic induction) with their answers and supporting facts, and their encoding for a memory
   network (chapter 5); the test split never shares a story with the training split.
@@ -49,6 +52,9 @@ from .templates import (NAME_POOLS, TEMPLATES, VOCAB_NAMES, name_pool, template_
 from . import geometry
 from .geometry import (PointerData, argsort, convex_hull, convex_hulls, cycle_length, held_karp, polygon_area,
                        sorting_problems, tsp_problems)
+from . import memory
+from .memory import (MemoryBatch, associative_recall, bit_errors, copy_sequences, repeat_copy, repeat_encoding,
+                     sequence_cost)
 
 __all__ = [
     "IGNORE_INDEX", "algorithmic", "babi", "counting", "digits", "language", "translation",
@@ -82,4 +88,7 @@ __all__ = [
     # geometry: point sets labelled by sequences of their own positions (chapter 7)
     "geometry", "PointerData", "convex_hull", "polygon_area", "argsort", "held_karp", "cycle_length", "convex_hulls",
     "sorting_problems", "tsp_problems",
+    # memory tasks of the Neural Turing Machine (chapter 8)
+    "memory", "MemoryBatch", "copy_sequences", "repeat_copy", "associative_recall", "repeat_encoding", "bit_errors",
+    "sequence_cost",
 ]
