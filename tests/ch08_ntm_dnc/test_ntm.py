@@ -152,7 +152,8 @@ def test_unroll_runs_the_cell_and_the_state_holds_the_memory(dev, controller):
     ys, state = seqmem.unroll(cell, xs)
     assert ys.shape == (3, 7, 4) and ys.dtype == torch.float64 and ys.device.type == torch.device(dev).type
     assert isinstance(state, ntm.NTMState) and state.memory.shape == (3, 6, 3)
-    assert state.read_weights.shape == (3, 2, 6) and state.write_weights.shape == (3, 6) and state.reads.shape == (3, 2, 3)
+    assert state.read_weights.shape == (3, 2, 6) and state.write_weights.shape == (3, 6)
+    assert state.reads.shape == (3, 2, 3)
     _assert_weighting(state.read_weights)
     _assert_weighting(state.write_weights)
     before, _ = cell(state, xs[:, 0])  # one more step: the heads read the memory as it came
@@ -170,7 +171,8 @@ def test_unroll_runs_the_cell_and_the_state_holds_the_memory(dev, controller):
 def test_initial_state_is_a_value_on_the_cells_device_and_dtype(dev):
     cell = _cell(dev)
     s = cell.initial_state(4)
-    assert s.memory.shape == (4, 6, 3) and s.memory.dtype == torch.float64 and s.memory.device.type == torch.device(dev).type
+    assert s.memory.shape == (4, 6, 3) and s.memory.dtype == torch.float64
+    assert s.memory.device.type == torch.device(dev).type
     assert torch.equal(s.write_weights, torch.eye(6, dtype=torch.float64, device=dev)[0].expand(4, 6))
     assert torch.equal(s.read_weights[:, 1], s.write_weights)
     s.memory.add_(1.0)  # changing one state leaves the next one alone
