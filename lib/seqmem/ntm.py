@@ -276,6 +276,8 @@ class NTMCell(Cell):
                         read(memory, read_weights))  # reads (B, R, W)
 
     def step(self, params: dict, state: NTMState, x: torch.Tensor):
+        """One step (the class docstring's 1-5), unchecked; ``params`` is unused: the NTM's parameters
+        are those of its parts (the controller, ``heads``, ``output``), which it calls."""
         B, R, W = x.shape[0], self.R, self.W
         controller_in = torch.cat([x, state.reads.reshape(B, R * W)], dim=-1)  # (B, I + R W)
         controller_state, h = self.controller(state.controller, controller_in)  # h: (B, H)

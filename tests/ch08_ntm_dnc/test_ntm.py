@@ -191,6 +191,22 @@ def test_a_batch_equals_a_loop_over_its_examples(dev):
         torch.testing.assert_close(sb.read_weights, state.read_weights[b:b + 1])
 
 
+def test_map_state_reaches_every_part_so_that_act_can_mix_states():
+    cell = _cell()
+    xs = torch.randn(3, 4, 5, generator=gen(9), dtype=torch.float64)
+    _, new = seqmem.unroll(cell, xs)
+    old = cell.initial_state(3)
+    done = torch.tensor([True, False, True])
+    kept = seqmem.map_state(lambda n, o: torch.where(done.view(-1, *[1] * (n.dim() - 1)), o, n), new, old)
+    assert isinstance(kept, ntm.NTMState) and isinstance(kept.controller, seqmem.LSTMState)
+    assert torch.equal(kept.memory[0], old.memory[0]) and torch.equal(kept.memory[1], new.memory[1])
+    assert torch.equal(kept.controller.h[2], old.controller.h[2])
+    half = seqmem.map_state(lambda a, b: 0.5 * a + 0.5 * b, new, old)  # ACT's mean state is a state
+    _assert_weighting(half.read_weights)
+    y = cell(half, xs[:, 0])[1]
+    assert y.shape == (3, 4) and torch.isfinite(y).all()
+
+
 @pytest.mark.parametrize("memory_size", [1, 6])
 def test_zero_and_one_slot_memories_give_finite_values_and_gradients(memory_size):
     cell = _cell(memory_size=memory_size, memory_init=0.0)  # an all-zero memory to start from
