@@ -18,8 +18,9 @@ A read head reads $r_t = \sum_i w_i M_i$ (eq. 2); the write head erases then add
 $M_i \leftarrow M_i \circ (1 - w_i e_t) + w_i a_t$ (eq. 3-4); both are ``seqmem.addressing``'s.
 
 **Numerics.** The functions here never divide by zero and never take the log of zero, so that
-all-zero memories, one-hot weightings and thousands of steps stay finite (the public NTMs' NaNs
-come from $0^\gamma$'s gradient, $\log 0 \cdot 0$, and from unnormalised shifts):
+all-zero memories, one-hot weightings and thousands of steps stay finite. The direct formula
+fails for a sharp head: in float32, $0.6^{300}$ is 0, so a $\gamma$ of 300 makes every
+$\tilde w_i^\gamma$ 0 and the weighting 0/0 (NaN), or all zeros with an $\epsilon$ added below. So
 sharpening is computed as $\mathrm{softmax}(\gamma \log(\tilde w + \epsilon))$, which is
 $(\tilde w + \epsilon)^\gamma / \sum_j (\tilde w_j + \epsilon)^\gamma$ in log space; the head
 parameters are squashed as the paper requires: $\beta = \mathrm{softplus}$, $g = \sigma$,
@@ -108,8 +109,8 @@ def sharpen(w_tilde: torch.Tensor, gamma: torch.Tensor, eps: float = EPSILON) ->
 
     w_tilde (B, N) with gamma (B,) or (B, 1); or (B, R, N) with gamma (B, R) or (B, R, 1); gamma >= 1.
     Computed as softmax(gamma * log(w_tilde + eps)): the denominator is never zero, a weight of
-    exactly 0 has finite gradients (where $0^\gamma$'s derivative in gamma, $0 \log 0$, is NaN),
-    and a large gamma gives the one-hot argmax instead of 0/0.
+    exactly 0 has finite gradients (the log never sees 0), and a large gamma gives the one-hot
+    argmax where every $\tilde w_i^\gamma$ would underflow to 0 and the ratio be 0/0.
     """
     _weighting(w_tilde, "w_tilde")
     gamma = _per_head(gamma, tuple(w_tilde.shape[:-1]), "gamma")  # (B, 1) or (B, R, 1)

@@ -53,6 +53,8 @@ def test_every_stage_gives_a_weighting(dev):
     torch.testing.assert_close(ntm.address(memory, k, beta, gate, s, gamma, w_prev), w)
     for big in (50.0, 1e4):  # a huge gamma is the argmax, not 0/0
         _assert_weighting(ntm.sharpen(w_tilde, torch.full((3, 2), big, dtype=torch.float64, device=dev)))
+    sharp = ntm.sharpen(torch.tensor([[0.1, 0.6, 0.3]], device=dev), torch.tensor([300.0], device=dev))
+    torch.testing.assert_close(sharp, torch.tensor([[0.0, 1.0, 0.0]], device=dev))  # float32: 0.6^300 is 0
 
 
 def test_interpolation_by_hand():
@@ -118,7 +120,7 @@ def test_gradcheck_at_a_zero_memory_and_one_hot_weightings():
     one_hot[..., 0] = 1.0
     one_hot.requires_grad_()
     assert torch.autograd.gradcheck(ntm.address, (memory, k, beta, gate, s, gamma, one_hot))
-    assert torch.autograd.gradcheck(ntm.sharpen, (one_hot, gamma))  # exact zeros: 0^gamma would be NaN in gamma
+    assert torch.autograd.gradcheck(ntm.sharpen, (one_hot, gamma))  # exact zeros: the log must never see 0
 
 
 def test_addressing_shape_errors_say_what_was_expected():
