@@ -135,3 +135,10 @@ __all__ = [
 from . import addressing
 from .addressing import content_addressing, cosine_similarity
 __all__ += ["addressing", "content_addressing", "cosine_similarity"]
+
+# chapter 8: the DNC (the rest of its mechanisms as seqmem.dnc.*)
+from . import dnc
+from .dnc import (DNCCell, DNCInterface, DNCState, allocation_weighting, dnc_step, precedence_weighting,
+                  retention_vector, temporal_link_matrix, usage_vector)
+__all__ += ["dnc", "DNCCell", "DNCInterface", "DNCState", "dnc_step", "allocation_weighting", "retention_vector",
+            "usage_vector", "temporal_link_matrix", "precedence_weighting"]
