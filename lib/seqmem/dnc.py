@@ -79,7 +79,7 @@ from .lstm import LSTMCell, LSTMState
 __all__ = ["DNCInterface", "DNCState", "DNCCell", "oneplus", "interface_size", "parse_interface",
            "retention_vector", "usage_vector", "allocation_weighting", "write_weighting",
            "temporal_link_matrix", "precedence_weighting", "directional_weightings", "read_weighting",
-           "memory_step", "dnc_step"]
+           "memory_step", "dnc_step", "ReuseTrace", "hand_interface", "reuse_after_free"]
 
 
 # ------------------------------------------------------------------ the interface vector
@@ -369,3 +369,71 @@ class DNCCell(Cell):
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
                 f"memory_slots={self.memory_slots}, word_size={self.word_size}, read_heads={self.read_heads}")
+
+
+# ------------------------------------------------------------------ a demonstration: free, then reuse
+
+class ReuseTrace(NamedTuple):
+    """What ``reuse_after_free`` records after every step, each (T, N) with T = N + 2."""
+
+    usage: torch.Tensor  # u_t
+    allocation: torch.Tensor  # a_t
+    write_weights: torch.Tensor  # w^w_t
+    read_weights: torch.Tensor  # w^r_t (one head)
+
+
+def hand_interface(read_key: torch.Tensor, write_vector: torch.Tensor, *, free: float = 0.0,
+                   write: float = 1.0, strength: float = 50.0) -> DNCInterface:
+    """A ``DNCInterface`` set by hand for one example and one read head (B = R = 1).
+
+    It writes ``write_vector`` (W,) by allocation alone (g^a = 1, write gate ``write``, erasing
+    everything where it writes) and reads by content alone with key ``read_key`` (W,) of strength
+    ``strength``; the free gate is ``free``.
+    """
+    W = check_shape(write_vector, ("W",), "write_vector")["W"]
+    check_shape(read_key, (W,), "read_key")
+    one = write_vector.new_ones(1)  # (1,): B = 1
+    modes = torch.zeros(1, 1, 3, dtype=one.dtype, device=one.device)
+    modes[..., 1] = 1.0  # content only
+    row = lambda v: v.reshape(1, W)  # noqa: E731  (W,) -> (B, W) with B = 1
+    return DNCInterface(read_keys=read_key.reshape(1, 1, W), read_strengths=strength * one.reshape(1, 1),
+                        write_key=row(torch.zeros_like(write_vector)), write_strength=one,
+                        erase=row(torch.ones_like(write_vector)), write_vector=row(write_vector),
+                        free_gates=free * one.reshape(1, 1), allocation_gate=one, write_gate=write * one,
+                        read_modes=modes)
+
+
+def reuse_after_free(memory_slots: int = 4, freed_word: int = 1, dtype=torch.float64,
+                     device=None) -> ReuseTrace:
+    """Dynamic allocation with a free gate, step by step: a freed slot is written again.
+
+    N = ``memory_slots`` slots of W = N + 1 numbers, one read head. Steps 0 ... N - 1 write the
+    one-hot words e_0 ... e_{N-1} by allocation: each goes to a slot nobody used, and the memory
+    fills, slot 0 first, then in an order that the epsilon-sized leftovers of the earlier
+    allocations decide (not 0, 1, 2, ...: each allocation leaves about epsilon on the next slots
+    in line, which makes them look used). Step N writes nothing and reads, by content, the slot that
+    holds e_{freed_word}: usage is now 1 everywhere and the allocation 0 (nowhere left to
+    write). Step N + 1 sets the read head's free gate to 1: the slot it read is released (its
+    usage falls to 0) and the same step's allocating write, e_N, goes to that slot.
+
+    Returns the ``ReuseTrace`` of the N + 2 steps, each part (N + 2, N).
+    """
+    check_positive_int("memory_slots", memory_slots)
+    if not (isinstance(freed_word, int) and 0 <= freed_word < memory_slots):
+        raise ValueError(f"freed_word must be one of the words written, in [0, {memory_slots}), "
+                         f"got {freed_word!r}")
+    N, W = memory_slots, memory_slots + 1
+    e = torch.eye(W, dtype=dtype, device=device)  # the words e_0 ... e_N, (W, W)
+    z = lambda *shape: torch.zeros(*shape, dtype=dtype, device=device)  # noqa: E731
+    state = DNCState(LSTMState(z(1, 1), z(1, 1)), z(1, N, W), z(1, N), z(1, N, N), z(1, N), z(1, 1, N),
+                     z(1, N), z(1, 1, W))  # an empty memory (the controller's part is not used)
+    key = e[freed_word]  # the read head looks for this word
+    steps = [hand_interface(key, e[t]) for t in range(N)]  # fill the memory
+    steps.append(hand_interface(key, e[N], write=0.0))  # read e_freed's slot, write nothing
+    steps.append(hand_interface(key, e[N], free=1.0))  # free what was read, write e_N
+    trace = []
+    for xi in steps:
+        state = memory_step(state, xi)
+        trace.append((state.usage[0], allocation_weighting(state.usage)[0], state.write_weights[0],
+                      state.read_weights[0, 0]))
+    return ReuseTrace(*(torch.stack(parts) for parts in zip(*trace)))  # each (N + 2, N)

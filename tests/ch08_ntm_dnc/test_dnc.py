@@ -389,7 +389,7 @@ def test_shape_errors_say_what_was_expected():
 
 # ------------------------------------------------------------------ freeing and reusing a slot
 
-def hand_interface(B, N, R, W, *, free=0.0, allocate=1.0, write=1.0, dev="cpu"):
+def allocating_interface(B, N, R, W, *, free=0.0, allocate=1.0, write=1.0, dev="cpu"):
     """An interface that writes by allocation (g^a, g^w given) and reads by content from slot keys
     that match nothing in particular; free gates ``free``."""
     z = lambda *shape: torch.zeros(*shape, dtype=f64, device=dev)  # noqa: E731
@@ -408,22 +408,46 @@ def test_a_freed_slot_is_allocated_again(dev):
     close = dict(atol=1e-5, rtol=0)  # the epsilon shift of the usages moves things by about 1e-6
     writes = []
     for t in range(3):  # three allocating writes fill the three slots one after the other
-        state = dnc.memory_step(state, hand_interface(B, N, R, W, dev=dev))
+        state = dnc.memory_step(state, allocating_interface(B, N, R, W, dev=dev))
         writes.append(state.write_weights.argmax().item())
         assert state.write_weights.max() > 1 - 1e-5  # each one a whole slot
     # three different slots (slot 0 first; the next order is set by epsilon-sized leftovers)
     assert writes[0] == 0 and sorted(writes) == [0, 1, 2]
     # the usage of the last written slot reaches 1 one step later (u_t uses w^w_{t-1})
-    state = dnc.memory_step(state, hand_interface(B, N, R, W, write=0.0, dev=dev))
+    state = dnc.memory_step(state, allocating_interface(B, N, R, W, write=0.0, dev=dev))
     torch.testing.assert_close(state.usage, torch.ones(B, N, dtype=f64, device=dev), **close)
     assert dnc.allocation_weighting(state.usage).max() < 1e-5  # the memory is full: nowhere to allocate
     # a read of the second write's slot, then a free gate of 1: its usage falls to 0 and the next
     # write goes there
     freed = torch.nn.functional.one_hot(torch.tensor(writes[1]), N).to(dev, f64)  # (N,)
     state = state._replace(read_weights=freed.reshape(1, 1, N))
-    state = dnc.memory_step(state, hand_interface(B, N, R, W, free=1.0, dev=dev))
+    state = dnc.memory_step(state, allocating_interface(B, N, R, W, free=1.0, dev=dev))
     torch.testing.assert_close(state.usage, (1 - freed).unsqueeze(0), **close)
     torch.testing.assert_close(state.write_weights, freed.unsqueeze(0), **close)
+
+
+@pytest.mark.parametrize("slots,freed_word", [(4, 1), (3, 0), (6, 5)])
+def test_the_reuse_demonstration(dev, slots, freed_word):
+    tr = dnc.reuse_after_free(slots, freed_word, device=dev)
+    N, tol = slots, 1e-4  # the epsilon shift leaves about N epsilon = N 1e-6 here and there
+    assert all(tuple(part.shape) == (N + 2, N) for part in tr)
+    filled = tr.write_weights[:N].argmax(-1)  # the slot each of the first N words went to
+    assert sorted(filled.tolist()) == list(range(N))  # all different: the memory fills
+    assert (tr.write_weights[:N].max(-1).values > 1 - tol).all()
+    assert (tr.usage[N] > 1 - tol).all() and tr.allocation[N].sum() < tol  # full: nowhere to allocate
+    slot = filled[freed_word].item()
+    assert tr.read_weights[N, slot] > 1 - tol  # step N reads the freed word's slot by content
+    assert tr.usage[N + 1, slot] < tol  # the free gate releases it
+    assert tr.write_weights[N + 1, slot] > 1 - tol  # and the next allocating write goes there
+    others = torch.arange(N, device=tr.usage.device) != slot
+    assert (tr.usage[N + 1, others] > 1 - tol).all()  # the other slots stay used
+
+
+def test_the_reuse_demonstration_checks_its_arguments():
+    with pytest.raises(ValueError, match=r"freed_word must be one of the words written, in \[0, 4\), got 4"):
+        dnc.reuse_after_free(4, 4)
+    with pytest.raises(ValueError, match=r"write_vector must have shape \(W\)"):
+        dnc.hand_interface(torch.zeros(3), torch.zeros(1, 3))
 
 
 # ------------------------------------------------------------------ learning and long runs
