@@ -55,6 +55,10 @@ def test_allocation_by_hand(dev):
     torch.testing.assert_close(dnc.allocation_weighting(t64([[0.0, 0.0, 0.0]], dev), eps=0.0),
                                t64([[1.0, 0.0, 0.0]], dev))
     torch.testing.assert_close(dnc.allocation_weighting(t64([[1.0, 1.0]], dev)), t64([[0.0, 0.0]], dev))
+    # the shift itself: the products are of eps + (1 - eps) u, never of exact zeros
+    e = 1e-3
+    torch.testing.assert_close(dnc.allocation_weighting(t64([[0.0, 0.0, 0.0]], dev), eps=e),
+                               (1 - e) * t64([[1.0, e, e * e]], dev))
 
 
 def test_retention_and_usage_with_free_gates_by_hand(dev):
@@ -100,6 +104,33 @@ def test_partial_write_links_and_precedence_by_hand():
     # a second step fades old links: L[1, 0] = (1 - w[1] - w[0]) 0.1 + w[1] p[0]
     w2, p = t64([[0.0, 0.5, 0.0]]), dnc.precedence_weighting(p_prev, w)
     torch.testing.assert_close(dnc.temporal_link_matrix(L, w2, p)[0, 1, 0], t64(0.5 * 0.1 + 0.5 * 0.05))
+
+
+def test_a_step_links_its_writes_and_reads_what_it_wrote(dev):
+    # memory_step in the paper's order: the links from the precedence of the step before, the
+    # reads from the memory after this step's write
+    B, N, W, R = 1, 3, 2, 1
+    cell = dnc.DNCCell(2, 4, 2, memory_slots=N, word_size=W, read_heads=R).to(dev, f64)
+    state = cell.initial_state(B)
+    slots = []
+    for t in range(2):  # two allocating writes
+        state = dnc.memory_step(state, allocating_interface(B, N, R, W, dev=dev))
+        slots.append(state.write_weights.argmax().item())
+    first, second = slots
+    assert state.link[0, second, first] > 1 - 1e-5  # the second write followed the first
+    one_hot = torch.nn.functional.one_hot(torch.tensor(first), N).to(dev, f64)
+    xi = allocating_interface(B, N, R, W, write=0.0, dev=dev)
+    forward = torch.zeros(B, R, 3, dtype=f64, device=dev)
+    forward[..., 2] = 1.0  # read mode: forward only
+    read_first = state._replace(read_weights=one_hot.reshape(1, 1, N))  # a head that read slot `first`
+    after = dnc.memory_step(read_first, xi._replace(read_modes=forward))
+    assert after.read_weights[0, 0, second] > 1 - 1e-5  # forward from the first write: the second
+    # a write and a content read of what it writes, in one step: the read sees the new memory
+    v = t64([[3.0, -1.0]], dev)
+    xi = allocating_interface(B, N, R, W, dev=dev)._replace(write_vector=v, read_keys=v.unsqueeze(1),
+                                                            read_strengths=t64([[100.0]], dev))
+    after = dnc.memory_step(state, xi)
+    torch.testing.assert_close(after.read_vectors, v.unsqueeze(1), atol=1e-4, rtol=0)
 
 
 def test_write_and_read_weightings_by_hand(dev):
