@@ -339,6 +339,10 @@ class DNCCell(Cell):
     def output_size(self) -> int:
         return self._output_size
 
+    def state_sizes(self) -> tuple[int, ...]:
+        raise ValueError("a DNC's state is not a tuple of (B, size) vectors (its memory is (B, N, W), its "
+                         "links (B, N, N)): use DNCCell.state_shapes(B) or initial_state(B)")
+
     def state_shapes(self, batch_size: int) -> dict[str, tuple[int, ...]]:
         """The shape of each memory part of the state (every field but the controller's)."""
         B, N, W, R = batch_size, self.memory_slots, self.word_size, self.read_heads

@@ -416,6 +416,8 @@ def test_shape_errors_say_what_was_expected():
         dnc.parse_interface(torch.zeros(2, 27), 2, 3)
     with pytest.raises(ValueError, match=r"memory_slots"):
         dnc.DNCCell(3, 6, 2, memory_slots=0)
+    with pytest.raises(ValueError, match=r"use DNCCell.state_shapes"):  # no (B, size) parts to bridge
+        cell.state_sizes()
 
 
 # ------------------------------------------------------------------ freeing and reusing a slot
