@@ -140,3 +140,9 @@ __all__ += ["addressing", "content_addressing", "cosine_similarity"]
 from . import ntm
 from .ntm import NTMCell, NTMState, address, interpolate, sharpen, shift
 __all__ += ["ntm", "NTMCell", "NTMState", "address", "interpolate", "sharpen", "shift"]
+# chapter 8: the DNC (the rest of its mechanisms as seqmem.dnc.*)
+from . import dnc
+from .dnc import (DNCCell, DNCInterface, DNCState, allocation_weighting, dnc_step, precedence_weighting,
+                  retention_vector, temporal_link_matrix, usage_vector)
+__all__ += ["dnc", "DNCCell", "DNCInterface", "DNCState", "dnc_step", "allocation_weighting", "retention_vector",
+            "usage_vector", "temporal_link_matrix", "precedence_weighting"]
