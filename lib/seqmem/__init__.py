@@ -85,6 +85,14 @@ from . import pointer
 from .pointer import (PointerMemory, PointerNetwork, greedy_step, hull_area_coverage, hull_exact, optimality_gap,
                       pointer_distribution, pointer_log_probs, pointer_loss, pointer_scores, tour_length)
 
+# Chapter 8: the Neural Turing Machine and the Differentiable Neural Computer (content addressing,
+# reading and writing shared in seqmem.addressing; the DNC's other mechanisms as seqmem.dnc.*)
+from . import addressing, ntm, dnc
+from .addressing import content_addressing, cosine_similarity
+from .ntm import NTMCell, NTMState, address, interpolate, sharpen, shift
+from .dnc import (DNCCell, DNCInterface, DNCState, allocation_weighting, dnc_step, precedence_weighting,
+                  retention_vector, temporal_link_matrix, usage_vector)
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -127,22 +135,12 @@ __all__ = [
     "pointer", "PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs",
     "pointer_loss", "greedy_step", "hull_exact",
     "hull_area_coverage", "tour_length", "optimality_gap",
+    # chapter 8
+    "addressing", "content_addressing", "cosine_similarity",
+    "ntm", "NTMCell", "NTMState", "address", "interpolate", "sharpen", "shift",
+    "dnc", "DNCCell", "DNCInterface", "DNCState", "dnc_step", "allocation_weighting", "retention_vector",
+    "usage_vector", "temporal_link_matrix", "precedence_weighting",
     # every chapter
     "tasks", "viz", "grading",
 ]
 
-# chapter 8
-from . import addressing
-from .addressing import content_addressing, cosine_similarity
-__all__ += ["addressing", "content_addressing", "cosine_similarity"]
-
-# chapter 8: the Neural Turing Machine
-from . import ntm
-from .ntm import NTMCell, NTMState, address, interpolate, sharpen, shift
-__all__ += ["ntm", "NTMCell", "NTMState", "address", "interpolate", "sharpen", "shift"]
-# chapter 8: the DNC (the rest of its mechanisms as seqmem.dnc.*)
-from . import dnc
-from .dnc import (DNCCell, DNCInterface, DNCState, allocation_weighting, dnc_step, precedence_weighting,
-                  retention_vector, temporal_link_matrix, usage_vector)
-__all__ += ["dnc", "DNCCell", "DNCInterface", "DNCState", "dnc_step", "allocation_weighting", "retention_vector",
-            "usage_vector", "temporal_link_matrix", "precedence_weighting"]
