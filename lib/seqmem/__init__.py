@@ -130,3 +130,6 @@ __all__ = [
     # every chapter
     "tasks", "viz", "grading",
 ]
+# chapter 7: the seq2seq baseline of the convex hull page
+from .pointer import PositionSeq2Seq  # noqa: E402
+__all__ += ["PositionSeq2Seq"]
