@@ -82,7 +82,7 @@ from .transformer_lm import TransformerLM
 
 # Chapter 7: pointer networks (their greedy and beam_search stay in seqmem.pointer: chapter 4's own the names)
 from . import pointer
-from .pointer import (PointerMemory, PointerNetwork, greedy_step, hull_area_coverage, hull_exact, optimality_gap,
+from .pointer import (PointerMemory, PointerNetwork, PositionSeq2Seq, greedy_step, hull_area_coverage, hull_exact, optimality_gap,
                       pointer_distribution, pointer_log_probs, pointer_loss, pointer_scores, tour_length)
 
 # Chapter 8: the Neural Turing Machine and the Differentiable Neural Computer (content addressing,
@@ -132,7 +132,7 @@ __all__ = [
     "transformer_seq2seq", "TransformerSeq2Seq", "TransformerState", "label_smoothing_loss", "smoothed_seq2seq_loss",
     "transformer_lm", "TransformerLM",
     # chapter 7
-    "pointer", "PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs",
+    "pointer", "PointerNetwork", "PointerMemory", "PositionSeq2Seq", "pointer_scores", "pointer_distribution", "pointer_log_probs",
     "pointer_loss", "greedy_step", "hull_exact",
     "hull_area_coverage", "tour_length", "optimality_gap",
     # chapter 8
@@ -143,4 +143,3 @@ __all__ = [
     # every chapter
     "tasks", "viz", "grading",
 ]
-

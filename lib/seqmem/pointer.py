@@ -30,6 +30,10 @@ step with its mask update; ``greedy`` and ``beam_search`` decode (beam search wi
 coverage by the shoelace formula, tour length and optimality gap; an invalid prediction is scored
 as invalid, never repaired.
 
+``PositionSeq2Seq`` is the paper's baseline for contrast: the same encoder and decoder with
+chapter 5's attention for a context vector and a fixed softmax over n_max position classes and an
+end class, so it cannot name a position >= n_max.
+
 Dimensions: B batch, N inputs (the largest n of a batch), S = N + 1 with the end position (else
 N), T output steps, D point size, E embedding size, H hidden size, A the score's hidden size, K
 beam size.
@@ -44,13 +48,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .attention import AdditiveScore
+from .attention import AdditiveScore, attend
 from .core import IGNORE_INDEX
 from .decoding import beam_step
 from .lstm import LSTM
 from .tasks.geometry import convex_hull, cycle_length, polygon_area
 
-__all__ = ["PointerNetwork", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs",
+__all__ = ["PointerNetwork", "PositionSeq2Seq", "PointerMemory", "pointer_scores", "pointer_distribution", "pointer_log_probs",
            "pointer_loss", "greedy_step", "greedy", "beam_search", "canonical_hull", "hull_exact", "valid_polygon",
            "hull_area_coverage", "valid_tour", "tour_length", "optimality_gap"]
 
@@ -178,15 +182,22 @@ class PointerNetwork(nn.Module):
             raise ValueError(f"lengths must have shape ({B},) with values in 1 ... {N}, got {lengths.tolist()}")
         return lengths.to(points.device)
 
-    def encode(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> PointerMemory:
-        """Embed and encode the points (B, N, D) of ``lengths`` (B,) (None: all N)."""
+    def _encoder_states(self, points: torch.Tensor, lengths: torch.Tensor | None):
+        """x (B, N, E) the embedded points, e (B, N, H) their encodings, the final state, lengths,
+        allowed (B, N)."""
         lengths = self._check(points, lengths)
-        B, N, _ = points.shape
+        N = points.shape[1]
         x = self.embed(points)  # (B, N, E)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, state = self.encoder(packed)
         e, _ = pad_packed_sequence(out, batch_first=True, total_length=N)  # (B, N, H), zeros on padding
         allowed = torch.arange(N, device=points.device) < lengths.unsqueeze(1)  # (B, N)
+        return x, e, state, lengths, allowed
+
+    def encode(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> PointerMemory:
+        """Embed and encode the points (B, N, D) of ``lengths`` (B,) (None: all N)."""
+        x, e, state, lengths, allowed = self._encoder_states(points, lengths)
+        B = points.shape[0]
         if self.end:
             e = torch.cat([e, self.end_key.expand(B, 1, -1)], dim=1)  # (B, N + 1, H)
             allowed = torch.cat([allowed, allowed.new_ones(B, 1)], dim=1)
@@ -202,7 +213,11 @@ class PointerNetwork(nn.Module):
     def step(self, memory: PointerMemory, state: tuple, previous: torch.Tensor) -> tuple[tuple, torch.Tensor]:
         """One decoder step after the positions ``previous`` (B,) (N: the first step): state, scores (B, S)."""
         out, state = self.decoder(self._decoder_inputs(memory, previous.unsqueeze(1)), state)  # (B, 1, H)
-        return state, self.score.compare(out[:, 0], memory.keys)  # u^i_j, (B, S)
+        return state, self._output(memory, out)[:, 0]  # u^i_j, (B, S)
+
+    def _output(self, memory: PointerMemory, d: torch.Tensor) -> torch.Tensor:
+        """The scores of the decoder states d (B, T, H) over the positions: u^i_j, (B, T, S)."""
+        return self.score.compare(d, memory.keys)
 
     def forward(self, points: torch.Tensor, lengths: torch.Tensor | None, targets: torch.Tensor,
                 constrained: bool = False) -> torch.Tensor:
@@ -219,7 +234,7 @@ class PointerNetwork(nn.Module):
                              f"{tuple(targets.shape)}")
         previous = torch.cat([targets.new_full((B, 1), N), targets[:, :-1]], dim=1)  # (B, T)
         d, _ = self.decoder(self._decoder_inputs(memory, previous), memory.state)  # (B, T, H)
-        u = self.score.compare(d, memory.keys)  # (B, T, S)
+        u = self._output(memory, d)  # (B, T, S)
         mask = memory.allowed.unsqueeze(1).expand_as(u)  # (B, T, S)
         if constrained:
             mask = mask & ~self._chosen_before(targets, u.shape[-1])
@@ -233,6 +248,65 @@ class PointerNetwork(nn.Module):
         one_hot = F.one_hot(torch.where(valid, targets, S), S + 1)[..., :S].bool()  # (B, T, S)
         chosen = one_hot.cumsum(dim=1) > 0  # chosen at or before step i
         return torch.cat([torch.zeros_like(chosen[:, :1]), chosen[:, :-1]], dim=1)  # strictly before
+
+
+class PositionSeq2Seq(PointerNetwork):
+    r"""The sequence-to-sequence baseline of Vinyals et al.: positions as a fixed vocabulary.
+
+    The same embedding, LSTM encoder and decoder as ``PointerNetwork`` (the decoder reads the
+    point chosen last, so the two differ in their output only); at each step chapter 5's additive
+    attention mixes the encoder states into a context c_i, and a linear layer scores n_max + 1
+    classes, class j < n_max meaning "position j" and class n_max "end":
+
+    .. math::  \alpha^i = \mathrm{softmax}_j(v^\top \tanh(W_1 e_j + W_2 d_i)), \quad
+               c_i = \sum_j \alpha^i_j e_j, \quad z^i = W_o [d_i; c_i] + b_o \in \mathbb{R}^{n_{\max} + 1}
+
+    Its scores come in the pointer network's layout (B, T, N + 1), end at index N, so that
+    ``pointer_loss``, ``greedy`` and ``beam_search`` run it unchanged: position j < n_max scores
+    z_j, a position j >= n_max scores -inf (no class names it), classes n ... n_max - 1 of a
+    sample of n points are masked out as the pointer network's padding is. A target at a
+    position >= n_max raises ``ValueError``: the loss cannot be written down.
+
+    Args: input_size D, hidden_size H, n_max (the number of position classes), attention_size A.
+    Parameters: the pointer network's (no ``end_key``; ``score`` is the attention's) and ``out``
+    (Linear 2H -> n_max + 1).
+    """
+
+    def __init__(self, input_size: int = 2, hidden_size: int = 128, n_max: int = 10,
+                 attention_size: int | None = None):
+        if n_max < 1:
+            raise ValueError(f"n_max must be a positive number of position classes, got {n_max}")
+        super().__init__(input_size, hidden_size, attention_size, end=False)
+        self.end, self.n_max = True, n_max  # index N of the scores is the end, as a pointer's
+        self.out = nn.Linear(2 * hidden_size, n_max + 1)  # W_o, b_o
+
+    def encode(self, points: torch.Tensor, lengths: torch.Tensor | None = None) -> PointerMemory:
+        """As the pointer network's, but the keys are the encoder states e (B, N, H) themselves."""
+        x, e, state, lengths, allowed = self._encoder_states(points, lengths)
+        B = points.shape[0]
+        allowed = torch.cat([allowed, allowed.new_ones(B, 1)], dim=1)  # (B, N + 1), the end allowed
+        inputs = torch.cat([x, self.first_input.expand(B, 1, -1)], dim=1)  # (B, N + 1, E)
+        return PointerMemory(e, inputs, allowed, tuple(state), lengths)
+
+    def _output(self, memory: PointerMemory, d: torch.Tensor) -> torch.Tensor:
+        """z^i in the pointer layout: (B, T, N + 1) for the decoder states d (B, T, H)."""
+        e = memory.keys  # (B, N, H)
+        c, _ = attend(d, self.score.prepare(e), e, self.score.compare, memory.allowed[:, :-1])  # (B, T, H)
+        z = self.out(torch.cat([d, c], dim=-1))  # (B, T, n_max + 1)
+        N = e.shape[1]
+        m = min(N, self.n_max)
+        unnamed = z.new_full((*z.shape[:-1], N - m), float("-inf"))  # positions n_max ... N - 1
+        return torch.cat([z[..., :m], unnamed, z[..., -1:]], dim=-1)  # (B, T, N + 1)
+
+    def forward(self, points: torch.Tensor, lengths: torch.Tensor | None, targets: torch.Tensor,
+                constrained: bool = False) -> torch.Tensor:
+        """Teacher-forced log p (B, T, N + 1), as ``PointerNetwork.forward``; targets at a position
+        >= n_max (other than the end N) raise ``ValueError``."""
+        N = points.shape[1]
+        if isinstance(targets, torch.Tensor) and bool(((targets >= self.n_max) & (targets < N)).any()):
+            raise ValueError(f"a seq2seq decoder of {self.n_max} position classes cannot name positions >= "
+                             f"{self.n_max}, got targets up to {int(targets[targets < N].max())}")
+        return super().forward(points, lengths, targets, constrained)
 
 
 # -- decoding -----------------------------------------------------------------------------------------------
