@@ -82,8 +82,9 @@ from .transformer_lm import TransformerLM
 
 # Chapter 7: pointer networks (their greedy and beam_search stay in seqmem.pointer: chapter 4's own the names)
 from . import pointer
-from .pointer import (PointerMemory, PointerNetwork, PositionSeq2Seq, greedy_step, hull_area_coverage, hull_exact, optimality_gap,
-                      pointer_distribution, pointer_log_probs, pointer_loss, pointer_scores, tour_length)
+from .pointer import (PointerMemory, PointerNetwork, PositionSeq2Seq, greedy_step, hull_area_coverage, hull_exact,
+                      optimality_gap, pointer_distribution, pointer_log_probs, pointer_loss, pointer_scores,
+                      tour_length)
 
 # Chapter 8: the Neural Turing Machine and the Differentiable Neural Computer (content addressing,
 # reading and writing shared in seqmem.addressing; the DNC's other mechanisms as seqmem.dnc.*)
