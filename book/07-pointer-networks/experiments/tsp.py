@@ -5,10 +5,10 @@ tours average 2.12 and their Ptr-Net's 2.12 (second row, ``--n 10``: 2.87 and 2.
 ``seqmem.PointerNetwork`` without an end position (a tour has n cities; it stops after n) trains
 on ``tasks.tsp_problems``: fresh batches of ``--batch-size`` instances of 5 cities, labelled by
 Held-Karp (``tasks.geometry.held_karp_batch``: the canonical tour, from city 0, its second city's
-index below its last's), teacher forcing with the chosen cities masked (``constrained``), Adam, gradients clipped to norm 2, the learning rate
-dropping by ``--decay`` after 60% and 85% of the steps. Every ``--eval-every`` steps the model
-decodes a validation set (``--val-size`` instances, seed 20_000); the parameters of the best
-validation mean tour length are the ones tested.
+index below its last's), teacher forcing with the chosen cities masked (``constrained``), Adam,
+gradients clipped to norm 2, the learning rate dropping by ``--decay`` after 60% and 85% of the
+steps. Every ``--eval-every`` steps the model decodes a validation set (``--val-size`` instances,
+seed 20_000); the parameters of the best validation mean tour length are the ones tested.
 
 The test: ``--test-size`` fresh instances (seed 10_005), decoded constrained (always a tour)
 greedily and by beam search of width ``--beam``: the mean tour length (``seqmem.pointer.tour_length``),
