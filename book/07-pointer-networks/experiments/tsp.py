@@ -10,7 +10,7 @@ gradients clipped to norm 2, the learning rate dropping by ``--decay`` after 60%
 steps. Every ``--eval-every`` steps the model decodes a validation set (``--val-size`` instances,
 seed 20_000); the parameters of the best validation mean tour length are the ones tested.
 
-The test: ``--test-size`` fresh instances (seed 10_005), decoded constrained (always a tour)
+The test: ``--test-size`` fresh instances (seed 10_000 + n), decoded constrained (always a tour)
 greedily and by beam search of width ``--beam``: the mean tour length (``seqmem.pointer.tour_length``),
 the mean optimality gap and the fraction of optimal tours; and decoded unconstrained (greedy), the
 fraction of valid tours (an invalid one is counted, never repaired) and the mean length of the valid.
