@@ -215,12 +215,15 @@ def test_calling_a_reference_is_blocked_and_would_otherwise_be_right(case, monke
     assert_blocked_and_otherwise_right(CHECKS[item], answer, item, monkeypatch)
 
 
-def test_the_hidden_cases_cover_the_edges(monkeypatch):
-    """Empty rows and keys, beta = 0, S = 0 and the widest shift, the wrap-around, several heads
-    on one slot, a fresh and a full memory, ties in usage and closed gates are among the cases."""
+@pytest.mark.parametrize("grading_seed", [None, "one instructor", "another instructor"])
+def test_the_hidden_cases_cover_the_edges(monkeypatch, grading_seed):
+    """Empty rows and keys, beta = 0, S = 0 and the widest shift, the wrap-around, g = 0 and 1,
+    several heads on one slot, a fresh and a full memory, ties in usage and closed gates are among
+    the cases, whatever the instructor's grading seed."""
     monkeypatch.setattr(guard, "references", lambda item: [])
-    seen = dict.fromkeys(["empty row", "beta 0", "S 0", "widest", "wrap", "one slot", "fresh", "full", "ties",
-                          "closed gate", "float32", "float64"], False)
+    guard.set_grading_seed(grading_seed)
+    seen = dict.fromkeys(["empty row", "beta 0", "S 0", "widest", "wrap", "g 0", "g 1", "one slot", "fresh",
+                          "full", "ties", "closed gate", "closed and open gates", "float32", "float64"], False)
 
     def content(memory, keys, beta):
         seen["empty row"] |= bool((memory.abs().sum(-1) == 0).any())
@@ -233,6 +236,8 @@ def test_the_hidden_cases_cover_the_edges(monkeypatch):
         seen["S 0"] |= S == 0
         seen["widest"] |= N == 2 * S + 1 and S > 0
         seen["wrap"] |= bool((s[:, 0] == 1).any()) and S > 0
+        seen["g 0"] |= bool((g == 0).any())
+        seen["g 1"] |= bool((g == 1).any())
         return hw7.location_weights_reference(w_c, w_prev, g, s, gamma)
 
     def write(memory, w, e, a):
@@ -244,9 +249,13 @@ def test_the_hidden_cases_cover_the_edges(monkeypatch):
         seen["full"] |= bool((usage == 1).all(1).any())
         seen["ties"] |= any(len(set(row)) < len(row) for row in usage.tolist())
         seen["closed gate"] |= bool((gates == 0).any())
+        seen["closed and open gates"] |= gates.shape[1] > 1 and bool((gates[:, 0] == 0).all() & (gates[:, -1] == 1).all())
         return hw7.allocation_weights_reference(usage, gates)
 
-    for item, fn in (("content_weights", content), ("location_weights", location), ("write_heads", write),
-                     ("allocation_weights", allocation)):
-        CHECKS[item](fn)
+    try:
+        for item, fn in (("content_weights", content), ("location_weights", location), ("write_heads", write),
+                         ("allocation_weights", allocation)):
+            CHECKS[item](fn)
+    finally:
+        guard.set_grading_seed(None)
     assert all(seen.values()), seen
