@@ -109,3 +109,18 @@ def test_no_cell_writes_to_stderr(built):
                 if out.get("name") == "stderr":
                     text = "".join(out["text"])
                     raise AssertionError(f"{path.relative_to(ROOT)} wrote to stderr: {text[:500]}")
+
+
+def test_tables_that_cells_display_render_as_tables(built):
+    """A table a cell displays as Markdown (paper vs ours) must reach the reader as a <table>, not
+    as rows of pipes: no cell output holds a Markdown table's separator row as text."""
+    from bs4 import BeautifulSoup
+
+    displayed = 0
+    for chapter in _chapters():
+        soup = BeautifulSoup((HTML / f"{chapter}.html").read_text(), "html.parser")
+        for output in soup.select("div.cell_output"):
+            text = output.get_text()
+            assert not re.search(r"\|\s*-{3,}\s*\|", text), f"{chapter}: a Markdown table shown as text: {text[:300]}"
+            displayed += len(output.find_all("table"))
+    assert displayed > 0, "no cell output displays a table: the check above checked nothing"
