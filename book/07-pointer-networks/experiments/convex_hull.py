@@ -20,7 +20,7 @@ at 50: 69.6% and 99.9%); its out-of-distribution n = 20 numbers come from other 
 
 Usage (from the repository root):
 
-    python book/07-pointer-networks/experiments/convex_hull.py          # the chapter's run (about 16 min of one CPU thread)
+    python book/07-pointer-networks/experiments/convex_hull.py          # the chapter's run: 40000 steps (about 40 min of one idle CPU thread)
     python book/07-pointer-networks/experiments/convex_hull.py --quick --out /tmp/quick.json
 
 The results file (JSON, a ``seqmem.experiment.Record``) records the command, the configuration,
@@ -156,7 +156,7 @@ def arguments(description: str, steps: int, eval_every: int, out: Path, what: st
 
 
 def main(argv=None):
-    args = arguments(__doc__.split("\n\n")[0], 16000, 1000, HERE / "convex_hull.json", "sets", argv)
+    args = arguments(__doc__.split("\n\n")[0], 40000, 2000, HERE / "convex_hull.json", "sets", argv)
     cfg = {"steps": args.steps, "eval_every": args.eval_every, "val_size": args.val_size, "train_n": [5, 10],
            "test_n": [5, 10, 20],
            **{k: getattr(args, k) for k in ("batch_size", "hidden_size", "lr", "decay", "clip", "beam", "test_size")},
