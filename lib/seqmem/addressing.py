@@ -48,6 +48,9 @@ def cosine_similarity(memory: torch.Tensor, k: torch.Tensor, eps: float = EPSILO
     Each norm is $\sqrt{\sum x^2 + \epsilon}$: a zero row or key has similarity 0, never NaN.
     """
     keys, single = _keys(memory, k)
+    if k.dtype != memory.dtype or k.device != memory.device:
+        raise ValueError(f"k must have the memory's dtype and device ({memory.dtype}, {memory.device}), "
+                         f"got ({k.dtype}, {k.device})")
     dots = keys @ memory.transpose(1, 2)  # (B, R, W) @ (B, W, N) -> (B, R, N)
     k_norm = (keys.pow(2).sum(-1, keepdim=True) + eps).sqrt()  # (B, R, 1)
     m_norm = (memory.pow(2).sum(-1) + eps).sqrt().unsqueeze(1)  # (B, 1, N)
@@ -64,6 +67,10 @@ def content_addressing(memory: torch.Tensor, k: torch.Tensor, beta: torch.Tensor
     beta must be non-negative (a head emits it through softplus or 1 + softplus).
     """
     K = cosine_similarity(memory, k, eps)  # (B, N) or (B, R, N)
+    if not isinstance(beta, torch.Tensor) or beta.dtype != memory.dtype or beta.device != memory.device:
+        got = (beta.dtype, beta.device) if isinstance(beta, torch.Tensor) else type(beta).__name__
+        raise ValueError(f"beta must be a tensor of the memory's dtype and device ({memory.dtype}, "
+                         f"{memory.device}), got {got}")
     lead = tuple(K.shape[:-1])
     if beta.shape == lead + (1,):
         beta = beta.squeeze(-1)

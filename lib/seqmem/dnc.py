@@ -351,6 +351,7 @@ class DNCCell(Cell):
 
     def initial_state(self, batch_size: int) -> DNCState:
         """The zero state on the parameters' device and dtype: ``DNCState`` with an empty memory."""
+        check_positive_int("batch_size", batch_size)
         like = self.weight_xi
         parts = {name: like.new_zeros(shape) for name, shape in self.state_shapes(batch_size).items()}
         return DNCState(controller=self.controller.initial_state(batch_size), **parts)

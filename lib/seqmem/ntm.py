@@ -20,9 +20,11 @@ $M_i \leftarrow M_i \circ (1 - w_i e_t) + w_i a_t$ (eq. 3-4); both are ``seqmem.
 **Numerics.** The functions here never divide by zero and never take the log of zero, so that
 all-zero memories, one-hot weightings and thousands of steps stay finite. The direct formula
 fails for a sharp head: in float32, $0.6^{300}$ is 0, so a $\gamma$ of 300 makes every
-$\tilde w_i^\gamma$ 0 and the weighting 0/0 (NaN), or all zeros with an $\epsilon$ added below. So
-sharpening is computed as $\mathrm{softmax}(\gamma \log(\tilde w + \epsilon))$, which is
-$(\tilde w + \epsilon)^\gamma / \sum_j (\tilde w_j + \epsilon)^\gamma$ in log space; the head
+$\tilde w_i^\gamma$ 0 and the weighting 0/0 (NaN). So sharpening is computed in log space,
+$\mathrm{softmax}(\gamma \log \max(\tilde w, \epsilon))$ with $\epsilon$ the dtype's smallest
+normal number: exactly eq. 9 wherever a weight is above that $\epsilon$ (an $\epsilon$ added to
+every weight instead, as some implementations do, changes every sharpened weighting a little and
+keeps a head from ever reaching one slot); the head
 parameters are squashed as the paper requires: $\beta = \mathrm{softplus}$, $g = \sigma$,
 $s = \mathrm{softmax}$ over the shifts $-S, \dots, S$ (S = ``shift_range``, 1 by default),
 $\gamma = 1 + \mathrm{softplus}$, the erase vector $e = \sigma$ and the add vector $a = \tanh$
@@ -104,17 +106,24 @@ def shift(w_g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     return (moved @ s.unsqueeze(-1)).squeeze(-1)  # eq. 8: (..., N, K) @ (..., K, 1) -> (..., N)
 
 
-def sharpen(w_tilde: torch.Tensor, gamma: torch.Tensor, eps: float = EPSILON) -> torch.Tensor:
+def sharpen(w_tilde: torch.Tensor, gamma: torch.Tensor, eps: float | None = None) -> torch.Tensor:
     r"""$w_i = \tilde w_i^{\gamma} / \sum_j \tilde w_j^{\gamma}$ (eq. 9), computed stably.
 
     w_tilde (B, N) with gamma (B,) or (B, 1); or (B, R, N) with gamma (B, R) or (B, R, 1); gamma >= 1.
-    Computed as softmax(gamma * log(w_tilde + eps)): the denominator is never zero, a weight of
-    exactly 0 has finite gradients (the log never sees 0), and a large gamma gives the one-hot
-    argmax where every $\tilde w_i^\gamma$ would underflow to 0 and the ratio be 0/0.
+    Computed as softmax(gamma * log(max(w_tilde, tiny))), tiny the dtype's smallest normal number:
+    exactly eq. 9 for every weight above it, the denominator never zero, a weight of exactly 0
+    with finite gradients (the log never sees 0), and a large gamma gives the one-hot argmax where
+    every $\tilde w_i^\gamma$ would underflow to 0 and the ratio be 0/0. ``eps`` (a float) adds
+    an epsilon to every weight instead, softmax(gamma * log(w_tilde + eps)); ``eps=0.0`` is the
+    plain formula, for hand checks.
     """
     _weighting(w_tilde, "w_tilde")
     gamma = _per_head(gamma, tuple(w_tilde.shape[:-1]), "gamma")  # (B, 1) or (B, R, 1)
-    return torch.softmax(gamma * torch.log(w_tilde + eps), dim=-1)  # eq. 9 in log space: (..., N)
+    if eps is None:
+        logs = torch.log(w_tilde.clamp_min(torch.finfo(w_tilde.dtype).tiny))  # (..., N), finite
+    else:
+        logs = torch.log(w_tilde + eps)
+    return torch.softmax(gamma * logs, dim=-1)  # eq. 9 in log space: (..., N)
 
 
 def address(memory: torch.Tensor, k: torch.Tensor, beta: torch.Tensor, g: torch.Tensor, s: torch.Tensor,
@@ -123,12 +132,13 @@ def address(memory: torch.Tensor, k: torch.Tensor, beta: torch.Tensor, g: torch.
 
     memory (B, N, W). One head: key k (B, W), beta, g, gamma (B,) or (B, 1), shifts s (B, K),
     previous weighting w_prev (B, N) -> (B, N). R heads at once: k (B, R, W), beta, g, gamma
-    (B, R) or (B, R, 1), s (B, R, K), w_prev (B, R, N) -> (B, R, N).
+    (B, R) or (B, R, 1), s (B, R, K), w_prev (B, R, N) -> (B, R, N). ``eps`` is the content
+    addressing's (under its norms); sharpening guards its log itself (``sharpen``).
     """
     w_c = content_addressing(memory, k, beta, eps)  # eq. 5-6: (B, [R,] N)
     w_g = interpolate(w_c, w_prev, g)  # eq. 7
     w_tilde = shift(w_g, s)  # eq. 8
-    return sharpen(w_tilde, gamma, eps)  # eq. 9
+    return sharpen(w_tilde, gamma)  # eq. 9
 
 
 # -- the heads' parameters, from the controller's output --------------------------------------
@@ -257,6 +267,11 @@ class NTMCell(Cell):
     @property
     def output_size(self) -> int:
         return self._output_size
+
+    def state_sizes(self) -> tuple[int, ...]:
+        """Not defined: the NTM's state is not one (B, size) tensor per part (its memory is (B, N, W))."""
+        raise ValueError("an NTM's state is not a tuple of (B, size) vectors (its memory is (B, N, W), its "
+                         "read weights (B, R, N)): use NTMCell.initial_state(B), and map_state to transform one")
 
     def reset_parameters(self) -> None:
         """Every part's own initialisation (torch's for the linear layers, the controller's)."""

@@ -99,6 +99,14 @@ def test_shape_errors_say_what_was_expected():
         A.content_addressing(M, torch.zeros(2, 3), torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"beta must have shape \(2, 4\)"):
         A.content_addressing(M, torch.zeros(2, 4, 3), torch.zeros(2))
+    # nothing is silently promoted: a float64 key or strength against a float32 memory is refused
+    with pytest.raises(ValueError, match=r"k must have the memory's dtype and device \(torch.float32, cpu\), "
+                                         r"got \(torch.float64, cpu\)"):
+        A.cosine_similarity(M, torch.zeros(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"beta must be a tensor of the memory's dtype and device"):
+        A.content_addressing(M, torch.zeros(2, 3), torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"beta must be a tensor.*got float"):
+        A.content_addressing(M, torch.zeros(2, 3), 1.0)
 
 
 def test_read_is_a_weighted_sum_of_rows_by_hand():

@@ -133,6 +133,34 @@ def test_a_step_links_its_writes_and_reads_what_it_wrote(dev):
     torch.testing.assert_close(after.read_vectors, v.unsqueeze(1), atol=1e-4, rtol=0)
 
 
+def test_forward_and_backward_reads_walk_the_writes_in_time_order(dev):
+    # five words written by allocation into N = 7 slots; a head put on the first word by content,
+    # then switched to forward mode, reads them back in the order they were written; from the
+    # last word, backward mode reads them in reverse: the order lives in the link matrix alone
+    N, W, T = 7, 5, 5
+    words = torch.eye(W, dtype=f64, device=dev)[torch.tensor([3, 0, 4, 1, 2])] * 2 - 0.5  # distinct rows
+    cell = dnc.DNCCell(2, 4, 2, memory_slots=N, word_size=W, read_heads=1).to(dev, f64)
+    state = cell.initial_state(1)
+    for t in range(T):
+        state = dnc.memory_step(state, dnc.hand_interface(words[0] * 0, words[t], strength=0.0))
+    no_write = dict(write=0.0)
+
+    def walk(start, mode):
+        modes = torch.zeros(1, 1, 3, dtype=f64, device=dev)
+        modes[..., mode] = 1.0
+        s = dnc.memory_step(state, dnc.hand_interface(words[start], words[0], strength=100.0, **no_write))
+        seen = [s.read_vectors[0, 0]]
+        for _ in range(T - 1):
+            s = dnc.memory_step(s, dnc.hand_interface(words[0], words[0], **no_write)._replace(read_modes=modes))
+            seen.append(s.read_vectors[0, 0])
+        return torch.stack(seen)
+
+    close = dict(atol=1e-3, rtol=0)
+    torch.testing.assert_close(walk(0, mode=2), words, **close)  # forward from the first write
+    torch.testing.assert_close(walk(T - 1, mode=0), words.flip(0), **close)  # backward from the last
+    assert torch.diagonal(state.link[0]).abs().max() == 0
+
+
 def test_write_and_read_weightings_by_hand(dev):
     a, c = t64([[0.6, 0.4, 0.0]], dev), t64([[0.1, 0.2, 0.7]], dev)
     w = dnc.write_weighting(a, c, t64([0.5], dev), t64([0.8], dev))
@@ -326,6 +354,8 @@ def test_initial_state_is_empty_on_the_parameters_device_and_dtype(dev):
         part = getattr(s, name)
         assert tuple(part.shape) == shape and part.dtype == f64 and part.device.type == dev.type, name
         assert not part.any(), name
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        cell.initial_state(0)
     assert tuple(s.controller.h.shape) == (3, 6) and s.controller.h.device.type == dev.type
     assert cell.output_size == 2
     # nothing of the memory lives on the module: only parameters, no buffers

@@ -91,12 +91,24 @@ def test_shift_range_two_and_a_memory_smaller_than_the_shifts():
 
 def test_sharpen_by_hand():
     w = torch.tensor([[0.5, 0.25, 0.25, 0.0]], dtype=torch.float64)
-    # gamma = 2: [0.25, 0.0625, 0.0625, 0] / 0.375
-    torch.testing.assert_close(ntm.sharpen(w, torch.tensor([2.0], dtype=torch.float64), eps=0.0),
-                               torch.tensor([[2 / 3, 1 / 6, 1 / 6, 0.0]], dtype=torch.float64))
-    torch.testing.assert_close(ntm.sharpen(w, torch.tensor([2.0], dtype=torch.float64)),
-                               torch.tensor([[2 / 3, 1 / 6, 1 / 6, 0.0]], dtype=torch.float64), atol=1e-5, rtol=0)
-    torch.testing.assert_close(ntm.sharpen(w, torch.ones(1, 1, dtype=torch.float64)), w, atol=1e-5, rtol=0)
+    two = torch.tensor([2.0], dtype=torch.float64)
+    # gamma = 2: [0.25, 0.0625, 0.0625, 0] / 0.375, exactly: the guard only touches the zero weight
+    want = torch.tensor([[2 / 3, 1 / 6, 1 / 6, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(ntm.sharpen(w, two), want, atol=1e-15, rtol=1e-14)
+    torch.testing.assert_close(ntm.sharpen(w, two, eps=0.0), want)
+    torch.testing.assert_close(ntm.sharpen(w, torch.ones(1, 1, dtype=torch.float64)), w, atol=1e-15, rtol=1e-14)
+    # an epsilon added to every weight moves every sharpened weight (what the default avoids)
+    added = ntm.sharpen(w, two, eps=1e-2)
+    assert (added - want).abs().max() > 1e-3 and added[0, 3] > 0
+
+
+def test_a_very_sharp_head_is_one_hot_and_finite_in_float32():
+    # 0.6 ** 300 underflows float32: the direct ratio would be 0 / 0
+    w = torch.tensor([[0.6, 0.3, 0.1, 0.0]], requires_grad=True)
+    out = ntm.sharpen(w, torch.tensor([300.0]))
+    torch.testing.assert_close(out.detach(), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+    out[0, 0].backward()
+    assert torch.isfinite(w.grad).all()
 
 
 @pytest.mark.parametrize("heads", [1, 2])
@@ -234,6 +246,61 @@ def test_the_cells_step_gradcheck():
         return cell(state._replace(memory=memory), x)[1]
 
     assert torch.autograd.gradcheck(step, (x, memory))
+
+
+def test_one_step_by_hand_from_the_cells_own_parameters():
+    """The cell's step written out with plain torch operations and the paper's formulas."""
+    from torch.nn import functional as F
+
+    cell = _cell(read_heads=2, shift_range=1)
+    B, N, W, R, K = 2, cell.N, cell.W, cell.R, cell.K
+    state = cell.initial_state(B)
+    for t in range(2):  # a memory with something in it, and moved weightings
+        state, _ = cell(state, torch.randn(B, 5, generator=gen(20 + t), dtype=torch.float64))
+    x = torch.randn(B, 5, generator=gen(30), dtype=torch.float64)
+    new, y = cell(state, x)
+
+    c = cell.controller  # the LSTM controller: one step of the standard LSTM
+    inp = torch.cat([x, state.reads.reshape(B, R * W)], -1)
+    h0, c0 = state.controller
+    gates = inp @ c.weight_ih.T + h0 @ c.weight_hh.T + c.bias_ih + c.bias_hh
+    i, f, gg, o = gates.chunk(4, -1)
+    c1 = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(gg)
+    h1 = torch.sigmoid(o) * torch.tanh(c1)
+    xi = h1 @ cell.heads.weight.T + cell.heads.bias
+    P = W + 3 + K
+    M = state.memory
+    prev = list(state.read_weights.unbind(1)) + [state.write_weights]
+    weights = []
+    for head in range(R + 1):
+        p = xi[:, head * P:(head + 1) * P]
+        k, beta, gate = p[:, :W], F.softplus(p[:, W]), torch.sigmoid(p[:, W + 1])
+        s, gamma = torch.softmax(p[:, W + 2:W + 2 + K], -1), 1 + F.softplus(p[:, -1])
+        norm = lambda v: (v.pow(2).sum(-1) + 1e-6).sqrt()  # noqa: E731  the library's guarded norm
+        cos = torch.stack([(k * M[:, i]).sum(-1) / (norm(k) * norm(M[:, i])) for i in range(N)], -1)
+        w = torch.softmax(beta[:, None] * cos, -1)  # eq. 5
+        w = gate[:, None] * w + (1 - gate[:, None]) * prev[head]  # eq. 7
+        w = sum(s[:, j, None] * torch.roll(w, j - 1, dims=-1) for j in range(K))  # eq. 8, shifts -1, 0, 1
+        w = w ** gamma[:, None]
+        weights.append(w / w.sum(-1, keepdim=True))  # eq. 9
+    e, a = torch.sigmoid(xi[:, -2 * W:-W]), torch.tanh(xi[:, -W:])
+    reads = torch.stack([(w[:, :, None] * M).sum(1) for w in weights[:R]], 1)  # eq. 2
+    w_w = weights[R][:, :, None]
+    memory = M * (1 - w_w * e[:, None]) + w_w * a[:, None]  # eq. 3-4
+    y_hand = torch.cat([h1, reads.reshape(B, R * W)], -1) @ cell.output.weight.T + cell.output.bias
+
+    tight = dict(atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(new.controller.h, h1)
+    torch.testing.assert_close(new.read_weights, torch.stack(weights[:R], 1), **tight)
+    torch.testing.assert_close(new.write_weights, weights[R], **tight)
+    torch.testing.assert_close(new.reads, reads, **tight)
+    torch.testing.assert_close(new.memory, memory, **tight)
+    torch.testing.assert_close(y, y_hand, **tight)
+
+
+def test_state_sizes_is_refused_with_what_to_use_instead():
+    with pytest.raises(ValueError, match=r"memory is \(B, N, W\).*initial_state"):
+        _cell().state_sizes()
 
 
 def test_a_thousand_steps_stay_finite_in_float32():
