@@ -1,4 +1,5 @@
-"""seqmem.tasks.memory: the NTM's copy, repeat copy and associative recall, and their scores.
+"""seqmem.tasks.memory: the NTM's copy, repeat copy and associative recall, the DNC's series of copies, and
+their scores.
 
 Pinned here, per task and per episode: the delimiters' channels and steps, the repeat number's
 channel and its normalisation, zero input during the recall phase and the padding, a mask that
@@ -43,6 +44,29 @@ def test_copy_layout():
         assert torch.equal(y[b, n + 1:2 * n + 1], x[b, :n, :5])  # the recall phase is the sequence
         assert set(x[b, :n, :5].unique().tolist()) <= {0.0, 1.0}
     _check_padding_and_mask(batch, L + 1, L)
+
+
+def test_copy_series_is_copy_episodes_back_to_back():
+    batch = tasks.copy_series(32, n_sequences=3, min_len=1, max_len=5, n_bits=4, generator=gen(11))
+    x, y = batch.inputs, batch.targets
+    assert x.shape[2] == 5 and y.shape[2] == 4 and torch.equal(batch.repeats, torch.full((32,), 3))
+    for b in range(32):
+        delimiters = x[b, :, 4].nonzero().flatten().tolist()
+        assert len(delimiters) == 3  # one per part
+        start, total = 0, 0
+        for d in delimiters:
+            L = d - start  # the part's length: the vectors before its delimiter
+            assert 1 <= L <= 5
+            assert torch.equal(y[b, d + 1:d + 1 + L], x[b, start:d, :4])  # recalled right after
+            assert batch.mask[b, d + 1:d + 1 + L].all() and not batch.mask[b, start:d + 1].any()
+            assert (x[b, d + 1:d + 1 + L] == 0).all()  # no input while recalling
+            start, total = d + 1 + L, total + L
+        assert int(batch.lengths[b]) == start and int(batch.sizes[b]) == total
+        assert not batch.mask[b, start:].any() and (x[b, start:] == 0).all()  # padding at the end only
+    assert int(batch.mask.sum()) == int(batch.sizes.sum())
+    # one part is the copy task's layout
+    one = tasks.copy_series(4, n_sequences=1, min_len=3, max_len=3, generator=gen(12))
+    assert one.inputs.shape == (4, 7, 9) and torch.equal(one.mask[0], tasks.copy_sequences(1, 3, 3).mask[0])
 
 
 def test_repeat_copy_layout():
@@ -102,9 +126,10 @@ def test_the_query_is_every_item_but_the_last_in_turn():
     assert counts[3] == 0 and (counts[:3] > 550).all()  # uniform over the first three (about 667 each)
 
 
-@pytest.mark.parametrize("task", ["copy", "repeat", "recall"])
+@pytest.mark.parametrize("task", ["copy", "series", "repeat", "recall"])
 def test_seeded_and_the_same_on_every_device(task, dev):
     make = {"copy": lambda g, d: tasks.copy_sequences(8, 1, 5, generator=g, device=d),
+            "series": lambda g, d: tasks.copy_series(8, 3, 1, 4, generator=g, device=d),
             "repeat": lambda g, d: tasks.repeat_copy(8, 1, 3, 1, 3, generator=g, device=d),
             "recall": lambda g, d: tasks.associative_recall(8, generator=g, device=d)}[task]
     a, b, c = make(gen(5), None), make(gen(5), dev), make(gen(6), None)
@@ -123,6 +148,10 @@ def test_fixed_lengths_have_no_padding():
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match=r"min_len must be <= max_len, got 5 > 3"):
         tasks.copy_sequences(2, 5, 3)
+    with pytest.raises(ValueError, match=r"n_sequences must be a positive int, got 0"):
+        tasks.copy_series(2, n_sequences=0)
+    with pytest.raises(ValueError, match=r"min_len must be <= max_len, got 4 > 2"):
+        tasks.copy_series(2, 2, 4, 2)
     with pytest.raises(ValueError, match=r"min_repeats must be a positive int, got 0"):
         tasks.repeat_copy(2, min_repeats=0)
     with pytest.raises(ValueError, match=r"min_items >= 2"):

@@ -53,8 +53,8 @@ from . import geometry
 from .geometry import (PointerData, argsort, convex_hull, convex_hulls, cycle_length, held_karp, polygon_area,
                        sorting_problems, tsp_problems)
 from . import memory
-from .memory import (MemoryBatch, associative_recall, bit_errors, copy_sequences, repeat_copy, repeat_encoding,
-                     sequence_cost)
+from .memory import (MemoryBatch, associative_recall, bit_errors, copy_sequences, copy_series, repeat_copy,
+                     repeat_encoding, sequence_cost)
 
 __all__ = [
     "IGNORE_INDEX", "algorithmic", "babi", "counting", "digits", "language", "translation",
@@ -89,6 +89,6 @@ __all__ = [
     "geometry", "PointerData", "convex_hull", "polygon_area", "argsort", "held_karp", "cycle_length", "convex_hulls",
     "sorting_problems", "tsp_problems",
     # memory tasks of the Neural Turing Machine (chapter 8)
-    "memory", "MemoryBatch", "copy_sequences", "repeat_copy", "associative_recall", "repeat_encoding", "bit_errors",
-    "sequence_cost",
+    "memory", "MemoryBatch", "copy_sequences", "copy_series", "repeat_copy", "associative_recall", "repeat_encoding",
+    "bit_errors", "sequence_cost",
 ]

@@ -8,6 +8,8 @@ episode's real steps.
 
 - ``copy_sequences``: a sequence of L random n_bits-vectors (L uniform in min_len..max_len), a
   delimiter (its own input channel), then L recall steps that reproduce the sequence (section 4.1).
+- ``copy_series``: several copy episodes back to back, for a memory that must free and reuse its
+  slots (the DNC paper's test of dynamic allocation).
 - ``repeat_copy``: a sequence, the delimiter, then the number of repeats R on its own channel
   (normalised, see below), then L * R recall steps that reproduce the sequence R times and one
   more step for the end marker (its own output channel): the network must count (section 4.2).
@@ -51,7 +53,7 @@ from torch.nn import functional as F
 
 from ._common import check_sizes, gen_device
 
-__all__ = ["MemoryBatch", "copy_sequences", "repeat_copy", "associative_recall", "repeat_encoding", "bit_errors",
+__all__ = ["MemoryBatch", "copy_sequences", "copy_series", "repeat_copy", "associative_recall", "repeat_encoding", "bit_errors",
            "sequence_cost"]
 
 
@@ -120,6 +122,46 @@ def copy_sequences(batch_size: int, min_len: int = 1, max_len: int = 20, n_bits:
     mask = (t > Lc) & (t <= 2 * Lc)  # (B, T): the recall phase
     targets = _pick(seq, (t - Lc - 1).expand(batch_size, T)) * mask.unsqueeze(-1)  # (B, T, n_bits)
     return _batch(inputs, targets, mask, 2 * L + 1, L, torch.ones_like(L), device)
+
+
+def copy_series(batch_size: int, n_sequences: int = 3, min_len: int = 1, max_len: int = 10, n_bits: int = 8,
+                generator: torch.Generator | None = None, device=None) -> MemoryBatch:
+    """Several copy episodes back to back in one episode: what a memory must free to reuse.
+
+    Each of the ``n_sequences`` parts is a copy episode of its own length L_k (uniform in
+    min_len..max_len): L_k vectors, the delimiter, then L_k recall steps; the next part starts
+    right after, with no padding between parts (only at the end of the batch). A sequence is never
+    needed again once it has been recalled, so a memory of fewer slots than the series' sum of
+    lengths can do it only by releasing and reusing slots: the DNC paper's test of dynamic
+    allocation and free gates (Graves et al. 2016, Extended Data Figure 1).
+
+    Inputs (B, T, n_bits + 1) and targets (B, T, n_bits) laid out as ``copy_sequences``'s, part
+    after part; the mask is True at every part's recall steps; lengths (B,) = sum of 2 L_k + 1;
+    sizes (B,) = the number of vectors to copy, sum of L_k; repeats (B,) = ``n_sequences``.
+    """
+    check_sizes(batch_size=batch_size, n_sequences=n_sequences, n_bits=n_bits)
+    _range("len", min_len, max_len)
+    gdev = gen_device(generator)
+    B = batch_size
+    Ls = [_uniform(min_len, max_len, B, generator, gdev) for _ in range(n_sequences)]  # each (B,)
+    seqs = [_bits(B, max_len, n_bits, generator, gdev) for _ in range(n_sequences)]  # each (B, max_len, n_bits)
+    lengths = sum(2 * L + 1 for L in Ls)  # (B,)
+    T = int(lengths.max())
+    t = torch.arange(T, device=gdev).unsqueeze(0)  # (1, T)
+    inputs = torch.zeros(B, T, n_bits + 1, device=gdev)
+    targets = torch.zeros(B, T, n_bits, device=gdev)
+    mask = torch.zeros(B, T, dtype=torch.bool, device=gdev)
+    start = torch.zeros(B, 1, dtype=torch.long, device=gdev)  # (B, 1): where the part begins
+    for L, seq in zip(Ls, seqs):
+        Lc, local = L.unsqueeze(1), t - start  # (B, 1), (B, T): the step within this part
+        shown = (local >= 0) & (local < Lc)
+        recall = (local > Lc) & (local <= 2 * Lc)
+        inputs[..., :n_bits] += _pick(seq, local) * shown.unsqueeze(-1)
+        inputs[..., n_bits] += (local == Lc).float()  # this part's delimiter
+        targets += _pick(seq, local - Lc - 1) * recall.unsqueeze(-1)
+        mask |= recall
+        start = start + 2 * Lc + 1
+    return _batch(inputs, targets, mask, lengths, sum(Ls), torch.full_like(lengths, n_sequences), device)
 
 
 def repeat_encoding(repeats: torch.Tensor, repeat_norm: tuple[int, int] = (1, 10)) -> torch.Tensor:
