@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_sequence", "use_cjk_font", "CJK_FONTS"]
+__all__ = ["plot_history", "plot_sequence", "plot_heatmap", "plot_weightings", "use_cjk_font", "CJK_FONTS"]
 
 # Fonts with the Chinese characters of the lectures' examples (機器學習, 三千零一十二), best first:
 # Debian's fonts-noto-cjk (which `make book` installs as root), then the usual ones of macOS and Windows.
@@ -97,3 +97,78 @@ def plot_sequence(values, ax=None, title: str | None = None, xlabel: str = "time
     if title:
         ax.set_title(title)
     return ax
+
+
+def _cell_text(value: float, fmt: str) -> str:
+    """``value`` formatted, with a rounded negative zero ("-0.00") written as zero."""
+    text = format(value, fmt)
+    return format(0.0, fmt) if float(text) == 0 else text
+
+
+def plot_heatmap(values, ax=None, title: str | None = None, xlabel: str | None = None,
+                 ylabel: str | None = None, xticklabels=None, yticklabels=None, annotate: bool = True,
+                 fmt: str = ".2f", vmin: float | None = None, vmax: float | None = None,
+                 cmap: str = "viridis", colorbar: bool = False):
+    """Show a 2-D array (rows, columns) as a heat map as it is printed: row 0 at the top.
+
+    For the matrices of the memory chapters: a memory (N, W), a link matrix (N, N), usages or
+    weightings over time (T, N). With ``annotate`` every cell carries its value (``fmt``), in
+    white on dark cells and black on light ones. ``vmin``/``vmax`` fix the colour scale (weights:
+    0 and 1); by default it spans the values.
+    """
+    ax = _axes(ax)
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"plot_heatmap expects a 2-D (rows, columns) array, got shape {values.shape}")
+    rows, cols = values.shape
+    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(cols), range(cols) if xticklabels is None else xticklabels)
+    ax.set_yticks(range(rows), range(rows) if yticklabels is None else yticklabels)
+    if annotate:
+        for (i, j), v in np.ndenumerate(values):
+            dark = im.norm(v) < 0.5  # viridis is dark at the low end
+            ax.text(j, i, _cell_text(v, fmt), ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_weightings(weightings, axes=None, xlabel: str = "slot i", fmt: str = ".2f"):
+    """Bar charts of weightings over the N slots of a memory, one panel per entry, side by side.
+
+    ``weightings`` maps a panel's title to its N values (a weighting, or similarities in
+    [-1, 1]); every panel shares the slots' axis and spans at least [0, 1], so the stages of an
+    addressing pipeline compare at a glance. Each bar carries its value. ``axes``: as many
+    matplotlib axes as panels (a new row of panels when None); returns them.
+    """
+    items = [(title, np.asarray(v, dtype=float)) for title, v in dict(weightings).items()]
+    if not items:
+        raise ValueError("plot_weightings needs at least one weighting")
+    for title, v in items:
+        if v.ndim != 1 or len(v) != len(items[0][1]):
+            raise ValueError(f"every weighting must be one vector of N = {len(items[0][1])} values; "
+                             f"{title!r} has shape {v.shape}")
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, len(items), figsize=(2.3 * len(items), 2.6), sharey=True, squeeze=False)
+        axes = axes[0]
+    if len(axes) != len(items):
+        raise ValueError(f"plot_weightings got {len(axes)} axes for {len(items)} weightings")
+    low = min(0.0, min(v.min() for _, v in items))
+    high = max(1.0, max(v.max() for _, v in items))
+    slots = np.arange(len(items[0][1]))
+    for ax, (title, v) in zip(axes, items):
+        top = (v == v.max()) & (v.max() > v.min())  # the focus in orange (none if flat)
+        ax.bar(slots, v, color=np.where(top, "C1", "C0"))
+        for i, value in enumerate(v):
+            ax.text(i, max(value, 0.0) + 0.02 * (high - low), _cell_text(value, fmt), ha="center",
+                    va="bottom", fontsize=6, rotation=90)
+        ax.axhline(0.0, color="black", lw=0.5)
+        ax.set(ylim=(low, high + 0.25 * (high - low)), xticks=slots, xlabel=xlabel)
+        ax.set_title(title, fontsize=9)
+    return axes
