@@ -1,5 +1,6 @@
 """bench/bench_rnn.py, bench_lstm.py, bench_attention.py and bench_transformer.py run, meet their targets
-and print their ratios (the quick version)."""
+and print their ratios (the quick version); so does bench_memory.py, whose table is also its JSON."""
+import json
 import re
 import subprocess
 import sys
@@ -24,3 +25,25 @@ def test_bench_quick_runs_and_meets_its_target(script, target):
     rows = re.findall(r"^cpu +\S.*?(\d+\.\d+) +\d+\.\d+ +(\d+\.\d+)$", run.stdout, flags=re.M)
     assert len(rows) == 2, run.stdout
     assert all(float(scratch) > 0 for _, scratch in rows), run.stdout
+
+
+@pytest.mark.slow
+def test_bench_memory_quick_runs_meets_its_target_and_writes_its_table_as_json(tmp_path):
+    out = tmp_path / "memory.json"
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_memory.py"), "--quick", "--json", str(out)],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    verdict = re.search(r"worst ratio loop/batched: (\d+\.\d+) \(target >= (\d+\.\d+)\): ok", run.stdout)
+    assert verdict and float(verdict.group(1)) >= float(verdict.group(2)) >= 5.0, run.stdout
+    # one row per model on the CPU: B, T, N, W, rounds, batched ms, loop ms, ratio
+    rows = re.findall(r"^cpu +(NTM|DNC) +32 +\d+ +128 +20 +\d+ +(\d+\.\d+) +(\d+\.\d+) +(\d+\.\d+)$",
+                      run.stdout, flags=re.M)
+    assert [r[0] for r in rows] == ["NTM", "DNC"], run.stdout
+    data = json.loads(out.read_text())
+    assert data["ok"] is True and data["quick"] is True and data["target"] == float(verdict.group(2))
+    cpu = [r for r in data["rows"] if r["device"] == "cpu"]
+    for (model, batched, loop, ratio), row in zip(rows, cpu):
+        assert row["model"] == model and (row["B"], row["N"], row["W"]) == (32, 128, 20)
+        assert f"{row['batched_ms']:.2f}" == batched and f"{row['loop_ms']:.2f}" == loop
+        assert f"{row['ratio']:.2f}" == ratio and row["ratio"] >= data["target"]
+    assert data["worst"] == min(r["ratio"] for r in data["rows"])

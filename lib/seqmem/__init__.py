@@ -87,8 +87,9 @@ from .pointer import (PointerMemory, PointerNetwork, PositionSeq2Seq, greedy_ste
                       tour_length)
 
 # Chapter 8: the Neural Turing Machine and the Differentiable Neural Computer (content addressing,
-# reading and writing shared in seqmem.addressing; the DNC's other mechanisms as seqmem.dnc.*)
-from . import addressing, ntm, dnc
+# reading and writing shared in seqmem.addressing; the DNC's other mechanisms as seqmem.dnc.*;
+# the experiments' training and testing on the memory tasks in seqmem.memory_runs)
+from . import addressing, ntm, dnc, memory_runs
 from .addressing import content_addressing, cosine_similarity
 from .ntm import NTMCell, NTMState, address, interpolate, sharpen, shift
 from .dnc import (DNCCell, DNCInterface, DNCState, allocation_weighting, dnc_step, precedence_weighting,
@@ -140,7 +141,7 @@ __all__ = [
     "addressing", "content_addressing", "cosine_similarity",
     "ntm", "NTMCell", "NTMState", "address", "interpolate", "sharpen", "shift",
     "dnc", "DNCCell", "DNCInterface", "DNCState", "dnc_step", "allocation_weighting", "retention_vector",
-    "usage_vector", "temporal_link_matrix", "precedence_weighting",
+    "usage_vector", "temporal_link_matrix", "precedence_weighting", "memory_runs",
     # every chapter
     "tasks", "viz", "grading",
 ]
