@@ -62,10 +62,12 @@ def memory_loss(model, batch: tasks.MemoryBatch):
 
 @torch.no_grad()
 def scores(model, batch: tasks.MemoryBatch) -> dict:
-    """``{"cost_bits": ..., "bit_errors": ...}``: the means over the batch's episodes (floats)."""
+    """``{"cost_bits": ..., "bit_errors": ..., "perfect": ...}``: the means over the batch's episodes
+    (floats); ``perfect`` is the share of episodes with no recall bit wrong."""
     ys = logits(model, batch.inputs)  # (B, T, O)
+    errors = tasks.bit_errors(ys, batch.targets, batch.mask)  # (B,)
     return {"cost_bits": float(tasks.sequence_cost(ys, batch.targets, batch.mask).mean()),
-            "bit_errors": float(tasks.bit_errors(ys, batch.targets, batch.mask).mean())}
+            "bit_errors": float(errors.mean()), "perfect": float((errors == 0).float().mean())}
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Training:
         return {"val_steps": [step for step, _ in self.history.evals],
                 "val_cost_bits": [s["cost_bits"] for s in self.validation],
                 "val_bit_errors": [s["bit_errors"] for s in self.validation],
+                "val_perfect": [s["perfect"] for s in self.validation],
                 "best_step": self.best_step,
                 "train_steps": list(range(every, self.steps + 1, every)),
                 "train_loss": curve(self.history.loss),

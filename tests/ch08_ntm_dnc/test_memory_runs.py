@@ -69,6 +69,8 @@ def test_loss_and_scores_are_the_tasks_cost_and_bit_errors():
     s = memory_runs.scores(model, batch)
     assert s["cost_bits"] == pytest.approx(float(tasks.sequence_cost(ys, batch.targets, batch.mask).mean()))
     assert s["bit_errors"] == pytest.approx(float(errors))
+    per_episode = tasks.bit_errors(ys, batch.targets, batch.mask)
+    assert s["perfect"] == pytest.approx(float((per_episode == 0).float().mean()))
 
 
 def test_zero_logits_cost_one_bit_per_recall_bit_and_miss_every_one():
@@ -76,6 +78,7 @@ def test_zero_logits_cost_one_bit_per_recall_bit_and_miss_every_one():
     s = memory_runs.scores(_Zeros(4), batch)
     assert s["cost_bits"] == pytest.approx(float((batch.sizes * 4).float().mean()))  # L recall steps of 4 bits
     assert s["bit_errors"] == pytest.approx(float(batch.targets.sum((1, 2)).mean()))  # 0 is read as bit 0
+    assert s["perfect"] == pytest.approx(float((batch.targets.sum((1, 2)) == 0).float().mean()))
 
 
 def test_train_best_gives_back_the_parameters_of_the_lowest_validation_cost():
