@@ -79,7 +79,7 @@ from .lstm import LSTMCell, LSTMState
 __all__ = ["DNCInterface", "DNCState", "DNCCell", "oneplus", "interface_size", "parse_interface",
            "retention_vector", "usage_vector", "allocation_weighting", "write_weighting",
            "temporal_link_matrix", "precedence_weighting", "directional_weightings", "read_weighting",
-           "memory_step", "dnc_step", "ReuseTrace", "hand_interface", "reuse_after_free"]
+           "memory_step", "dnc_step", "DNCTrace", "trace", "ReuseTrace", "hand_interface", "reuse_after_free"]
 
 
 # ------------------------------------------------------------------ the interface vector
@@ -284,6 +284,18 @@ def memory_step(state: DNCState, xi: DNCInterface, eps: float = EPSILON) -> DNCS
     return DNCState(state.controller, M, u, L, p, w_r, w_w, r)
 
 
+def _step(params: dict, state: DNCState, x: torch.Tensor, controller, eps: float):
+    """``dnc_step`` with the step's interface: ``(state', y, xi)``."""
+    B, R, W = state.read_vectors.shape
+    chi = torch.cat([x, state.read_vectors.reshape(B, R * W)], dim=-1)  # [x_t; r_{t-1}]: (B, I + R W)
+    ctrl, h = controller(state.controller, chi)  # h_t: (B, H)
+    xi = parse_interface(F.linear(h, params["weight_xi"], params["bias_xi"]), R, W)  # xi_t = W_xi h_t
+    new = memory_step(state, xi, eps)._replace(controller=ctrl)
+    y = F.linear(torch.cat([h, new.read_vectors.reshape(B, R * W)], dim=-1),
+                 params["weight_y"], params["bias_y"])  # y_t = W_y [h_t; r_t]: (B, Y)
+    return new, y, xi
+
+
 def dnc_step(params: dict, state: DNCState, x: torch.Tensor, controller, eps: float = EPSILON):
     r"""One DNC step, the equations of the module docstring: ``(state', y)``.
 
@@ -296,14 +308,41 @@ def dnc_step(params: dict, state: DNCState, x: torch.Tensor, controller, eps: fl
     Returns:
         ``(state', y)`` with y = W_y [h_t; r_t] (B, Y).
     """
-    B, R, W = state.read_vectors.shape
-    chi = torch.cat([x, state.read_vectors.reshape(B, R * W)], dim=-1)  # [x_t; r_{t-1}]: (B, I + R W)
-    ctrl, h = controller(state.controller, chi)  # h_t: (B, H)
-    xi = parse_interface(F.linear(h, params["weight_xi"], params["bias_xi"]), R, W)  # xi_t = W_xi h_t
-    new = memory_step(state, xi, eps)._replace(controller=ctrl)
-    y = F.linear(torch.cat([h, new.read_vectors.reshape(B, R * W)], dim=-1),
-                 params["weight_y"], params["bias_y"])  # y_t = W_y [h_t; r_t]: (B, Y)
+    new, y, _ = _step(params, state, x, controller, eps)
     return new, y
+
+
+class DNCTrace(NamedTuple):
+    """What ``trace`` records at every step t of a sequence, stacked along time (dimension 1)."""
+
+    outputs: torch.Tensor  # y_t: (B, T, Y)
+    usage: torch.Tensor  # u_t: (B, T, N)
+    write_weights: torch.Tensor  # w^w_t: (B, T, N)
+    read_weights: torch.Tensor  # w^r_t: (B, T, R, N)
+    free_gates: torch.Tensor  # f^i_t: (B, T, R)
+    allocation_gate: torch.Tensor  # g^a_t: (B, T)
+    write_gate: torch.Tensor  # g^w_t: (B, T)
+    read_modes: torch.Tensor  # pi^i_t: (B, T, R, 3)
+
+
+def trace(cell: "DNCCell", inputs: torch.Tensor) -> tuple[DNCTrace, DNCState]:
+    """Run ``cell`` over inputs (B, T, I) as ``seqmem.unroll`` does, and record every step's memory
+    weightings and gates (the interface vector's, which the state does not keep).
+
+    Returns ``(DNCTrace, the last state)``; ``trace.outputs`` are ``unroll``'s outputs. For looking
+    inside a trained DNC: what it writes where, what it frees, how its usage evolves.
+    """
+    if not isinstance(cell, DNCCell):
+        raise ValueError(f"trace runs a DNCCell, got {type(cell).__name__}")
+    check_shape(inputs, ("B", "T", cell.input_size), "inputs")
+    state = cell.initial_state(inputs.shape[0])
+    cell.check(state, inputs[:, 0])
+    params, steps = cell.params(), []
+    for t in range(inputs.shape[1]):
+        state, y, xi = _step(params, state, inputs[:, t], cell.controller, cell.eps)
+        steps.append((y, state.usage, state.write_weights, state.read_weights, xi.free_gates,
+                      xi.allocation_gate, xi.write_gate, xi.read_modes))
+    return DNCTrace(*(torch.stack(parts, dim=1) for parts in zip(*steps))), state
 
 
 class DNCCell(Cell):

@@ -464,6 +464,38 @@ def allocating_interface(B, N, R, W, *, free=0.0, allocate=1.0, write=1.0, dev="
                             write_gate=z(B) + write, read_modes=modes)
 
 
+def test_trace_records_what_unroll_computes_and_the_gates(dev):
+    torch.manual_seed(4)
+    cell = dnc.DNCCell(5, 16, 3, memory_slots=6, word_size=4, read_heads=2).to(dev, f64)
+    xs = torch.randn(2, 7, 5, generator=gen(40), dtype=f64).to(dev)
+    with torch.no_grad():
+        ys, last = seqmem.unroll(cell, xs)
+        rec, final = dnc.trace(cell, xs)
+    torch.testing.assert_close(rec.outputs, ys)
+    torch.testing.assert_close(final.memory, last.memory)
+    torch.testing.assert_close(rec.usage[:, -1], last.usage)
+    torch.testing.assert_close(rec.read_weights[:, -1], last.read_weights)
+    assert rec.usage.shape == (2, 7, 6) and rec.read_weights.shape == (2, 7, 2, 6)
+    assert rec.free_gates.shape == (2, 7, 2) and rec.allocation_gate.shape == (2, 7)
+    assert rec.read_modes.shape == (2, 7, 2, 3)
+    for gate in (rec.free_gates, rec.allocation_gate, rec.write_gate):
+        assert in_unit(gate)
+    torch.testing.assert_close(rec.read_modes.sum(-1), torch.ones(2, 7, 2, dtype=f64, device=dev))
+    # the step's gates are the interface of that step: redo step 3 by hand from the state before it
+    state = cell.initial_state(2)
+    for t in range(3):
+        state, _ = cell(state, xs[:, t])
+    chi = torch.cat([xs[:, 3], state.read_vectors.reshape(2, 8)], -1)
+    _, h = cell.controller(state.controller, chi)
+    xi = dnc.parse_interface(h @ cell.weight_xi.T + cell.bias_xi, 2, 4)
+    torch.testing.assert_close(rec.free_gates[:, 3], xi.free_gates)
+    torch.testing.assert_close(rec.write_gate[:, 3], xi.write_gate)
+    with pytest.raises(ValueError, match=r"inputs must have shape \(B, T, 5\)"):
+        dnc.trace(cell, xs[:, :, :4])
+    with pytest.raises(ValueError, match="trace runs a DNCCell, got LSTMCell"):
+        dnc.trace(seqmem.LSTMCell(5, 4), xs)
+
+
 def test_a_freed_slot_is_allocated_again(dev):
     B, N, W, R = 1, 3, 2, 1
     cell = dnc.DNCCell(2, 4, 2, memory_slots=N, word_size=W, read_heads=R).to(dev, f64)
