@@ -6,7 +6,7 @@ alternative is a loop over the examples, one sequence at B = 1 after another. Bo
 compute the same gradient: a step is the forward pass over T steps (``seqmem.unroll``), the
 backward pass of the binary cross-entropy against random target bits (the batched step averages
 over the B examples; the loop adds each example's loss divided by B, backward one at a time) and
-an SGD update, from the same weights and the same inputs. The method is bench_rnn.py's (whose
+an SGD update, on the same cell and the same inputs. The method is bench_rnn.py's (whose
 helpers this script uses): the two take turns in an order that alternates between rounds, each
 time is the median of the rounds after a warm-up, and the ratio loop / batched is the median
 over rounds of (the loop's step / the batched step of the same round). On the CPU with one thread

@@ -335,6 +335,8 @@ def trace(cell: "DNCCell", inputs: torch.Tensor) -> tuple[DNCTrace, DNCState]:
     if not isinstance(cell, DNCCell):
         raise ValueError(f"trace runs a DNCCell, got {type(cell).__name__}")
     check_shape(inputs, ("B", "T", cell.input_size), "inputs")
+    if inputs.shape[1] == 0:
+        raise ValueError("inputs must have at least one step (T >= 1), got T = 0")
     state = cell.initial_state(inputs.shape[0])
     cell.check(state, inputs[:, 0])
     params, steps = cell.params(), []

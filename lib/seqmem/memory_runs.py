@@ -1,9 +1,10 @@
 r"""Training and testing a network on the memory tasks: the procedure of chapter 8's experiments.
 
 Graves et al. (2014, section 4) train each network on episodes of one range of sizes (copy:
-sequences of 1 ... 20 vectors), score it now and then on a validation set, and test it size by
-size, beyond the training range, by the bit errors of its thresholded outputs and by its cost in
-bits (``seqmem.tasks.bit_errors``, ``sequence_cost``). The procedure is the same for every model,
+sequences of 1 ... 20 vectors) and test it size by size, beyond the training range, by its cost
+in bits; we also count the bit errors of its thresholded outputs (``seqmem.tasks.bit_errors``,
+``sequence_cost``), and, our choice, score it every so often on a validation set and keep the
+parameters of its best validation. The procedure is the same for every model,
 an NTM, a DNC or the paper's LSTM baseline, so it is written once here:
 
 - ``logits(model, inputs)``: a model's logits (B, T, O) for inputs (B, T, I). A cell
@@ -12,7 +13,8 @@ an NTM, a DNC or the paper's LSTM baseline, so it is written once here:
   the logits or ``(logits, state)`` (``seqmem.Tagger`` over an ``seqmem.LSTM``).
 - ``memory_loss(model, batch)``: ``fit``'s loss, the recall cross-entropy of each episode in
   nats, averaged over the batch; the bit errors per episode are logged beside it.
-- ``scores(model, batch)``: the mean cost per episode in bits and the mean bit errors per episode.
+- ``scores(model, batch)``: the mean cost per episode in bits, the mean bit errors per episode and
+  the share of episodes with none (``perfect``).
 - ``train_best(model, batches, validation, ...)``: ``seqmem.fit`` with a validation every
   ``eval_every`` steps; the parameters of the lowest validation cost are the ones the model keeps.
   It returns a ``Training``, whose ``fields(model)`` are a results record's fields of the run.
@@ -77,7 +79,8 @@ class Training:
     ``validation[k]`` holds the scores (``scores``) after step ``history.evals[k][0]``;
     ``best_step`` is the first step of the lowest validation cost, whose parameters the model
     kept. ``seconds`` is the wall time of the training (validation included), ``cpu_seconds``
-    this process's CPU time over it.
+    this process's CPU time over it; the record's ``steps_per_second`` is steps over ``seconds``,
+    validation included.
     """
 
     history: History

@@ -21,8 +21,9 @@ $M_i \leftarrow M_i \circ (1 - w_i e_t) + w_i a_t$ (eq. 3-4); both are ``seqmem.
 all-zero memories, one-hot weightings and thousands of steps stay finite. The direct formula
 fails for a sharp head: in float32, $0.6^{300}$ is 0, so a $\gamma$ of 300 makes every
 $\tilde w_i^\gamma$ 0 and the weighting 0/0 (NaN). So sharpening is computed in log space,
-$\mathrm{softmax}(\gamma \log \max(\tilde w, \epsilon))$ with $\epsilon$ the dtype's smallest
-normal number: exactly eq. 9 wherever a weight is above that $\epsilon$ (an $\epsilon$ added to
+$\mathrm{softmax}(\gamma \log \max(\tilde w, \epsilon))$ with $\epsilon$ the smallest normal
+number of float32 (about $10^{-38}$; half types are computed in float32): eq. 9 up to that
+$\epsilon$ (an $\epsilon$ added to
 every weight instead, as some implementations do, changes every sharpened weighting a little and
 keeps a head from ever reaching one slot); the head
 parameters are squashed as the paper requires: $\beta = \mathrm{softplus}$, $g = \sigma$,
@@ -110,20 +111,24 @@ def sharpen(w_tilde: torch.Tensor, gamma: torch.Tensor, eps: float | None = None
     r"""$w_i = \tilde w_i^{\gamma} / \sum_j \tilde w_j^{\gamma}$ (eq. 9), computed stably.
 
     w_tilde (B, N) with gamma (B,) or (B, 1); or (B, R, N) with gamma (B, R) or (B, R, 1); gamma >= 1.
-    Computed as softmax(gamma * log(max(w_tilde, tiny))), tiny the dtype's smallest normal number:
-    exactly eq. 9 for every weight above it, the denominator never zero, a weight of exactly 0
-    with finite gradients (the log never sees 0), and a large gamma gives the one-hot argmax where
+    Computed as softmax(gamma * log(max(w_tilde, tiny))), tiny the smallest normal number of
+    float32 or float64 (half types are computed in float32): eq. 9 up to the tiny's share in the
+    denominator, the denominator never zero, a weight of exactly 0 with a zero gradient (the clamp
+    passes nothing below tiny) rather than NaN, and a large gamma gives the one-hot argmax where
     every $\tilde w_i^\gamma$ would underflow to 0 and the ratio be 0/0. ``eps`` (a float) adds
     an epsilon to every weight instead, softmax(gamma * log(w_tilde + eps)); ``eps=0.0`` is the
     plain formula, for hand checks.
     """
     _weighting(w_tilde, "w_tilde")
     gamma = _per_head(gamma, tuple(w_tilde.shape[:-1]), "gamma")  # (B, 1) or (B, R, 1)
+    dtype = w_tilde.dtype
+    if w_tilde.element_size() < 4:  # float16's smallest normal number, 6e-5, is not small next to 1/N
+        w_tilde, gamma = w_tilde.float(), gamma.float()
     if eps is None:
         logs = torch.log(w_tilde.clamp_min(torch.finfo(w_tilde.dtype).tiny))  # (..., N), finite
     else:
         logs = torch.log(w_tilde + eps)
-    return torch.softmax(gamma * logs, dim=-1)  # eq. 9 in log space: (..., N)
+    return torch.softmax(gamma * logs, dim=-1).to(dtype)  # eq. 9 in log space: (..., N)
 
 
 def address(memory: torch.Tensor, k: torch.Tensor, beta: torch.Tensor, g: torch.Tensor, s: torch.Tensor,

@@ -492,6 +492,8 @@ def test_trace_records_what_unroll_computes_and_the_gates(dev):
     torch.testing.assert_close(rec.write_gate[:, 3], xi.write_gate)
     with pytest.raises(ValueError, match=r"inputs must have shape \(B, T, 5\)"):
         dnc.trace(cell, xs[:, :, :4])
+    with pytest.raises(ValueError, match=r"at least one step \(T >= 1\), got T = 0"):
+        dnc.trace(cell, xs[:, :0])
     with pytest.raises(ValueError, match="trace runs a DNCCell, got LSTMCell"):
         dnc.trace(seqmem.LSTMCell(5, 4), xs)
 

@@ -50,6 +50,9 @@ def test_copy_series_is_copy_episodes_back_to_back():
     batch = tasks.copy_series(32, n_sequences=3, min_len=1, max_len=5, n_bits=4, generator=gen(11))
     x, y = batch.inputs, batch.targets
     assert x.shape[2] == 5 and y.shape[2] == 4 and torch.equal(batch.repeats, torch.full((32,), 3))
+    shown = x[..., :4][x[..., :4].sum(-1) > 0]
+    assert 0.4 < float(x[..., :4].sum() / (4 * batch.sizes.sum())) < 0.6  # random bits, p = 1/2
+    assert len(shown) > 0
     for b in range(32):
         delimiters = x[b, :, 4].nonzero().flatten().tolist()
         assert len(delimiters) == 3  # one per part
@@ -57,6 +60,7 @@ def test_copy_series_is_copy_episodes_back_to_back():
         for d in delimiters:
             L = d - start  # the part's length: the vectors before its delimiter
             assert 1 <= L <= 5
+            assert (x[b, d, :4] == 0).all() and (x[b, start:d, 4] == 0).all()  # the channels apart
             assert torch.equal(y[b, d + 1:d + 1 + L], x[b, start:d, :4])  # recalled right after
             assert batch.mask[b, d + 1:d + 1 + L].all() and not batch.mask[b, start:d + 1].any()
             assert (x[b, d + 1:d + 1 + L] == 0).all()  # no input while recalling

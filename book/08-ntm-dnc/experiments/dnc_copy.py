@@ -3,9 +3,9 @@
 One ``seqmem.dnc.DNCCell`` (an LSTM controller of 64 units, a memory of N = 15 slots of W = 12,
 one read head and the DNC's one write head) trains on copy with lengths 1-10
 (``--task copy``: ``tasks.copy_sequences``), or on series of three copies back to back
-(``--task series``: ``tasks.copy_series``, up to 30 vectors for 15 slots: the sequences can pass
-only if the DNC frees the slots of each sequence once recalled and allocates them again, Graves et
-al. 2016, Extended Data Figure 1). The loss is the recall cross-entropy per episode in nats,
+(``--task series``: ``tasks.copy_series``, up to 30 vectors for 15 slots: a series longer than
+15 vectors can pass only if the DNC frees the slots of each sequence once recalled and allocates
+them again, the test of dynamic allocation in Graves et al. 2016's extended data). The loss is the recall cross-entropy per episode in nats,
 averaged over the batch; Adam with learning rate 1e-3 and the gradient's total norm clipped to 10;
 every ``--eval-every`` steps the validation cost (``--val-size`` episodes of the training task,
 seed 20_000) in bits, and the parameters of the lowest validation cost are the ones tested.
@@ -20,12 +20,13 @@ chapter's target is at least 95% of copy episodes of lengths 1-10 with the 15 sl
 Usage (from the repository root):
 
     python book/08-ntm-dnc/experiments/dnc_copy.py --seeds 0 1 2                  # copy (CPU, 1 thread)
-    python book/08-ntm-dnc/experiments/dnc_copy.py --task series --seeds 0 1 2 --out book/08-ntm-dnc/experiments/dnc_series.json
+    python book/08-ntm-dnc/experiments/dnc_copy.py --task series --seeds 0 1 2    # dnc_series.json
     python book/08-ntm-dnc/experiments/dnc_copy.py --quick --out /tmp/quick.json
 
 The results file (JSON, a ``seqmem.experiment.Record``) records the command, the configuration, the
-seeds, the versions, the machine and, per seed, the curves, the tests and the time; the best
-seed's parameters are saved beside it (``<out>.pt``) for the chapter to look inside.
+seeds, the versions, the machine and, per seed, the curves, the tests and the time. With
+``--save-params`` the best seed's parameters are saved beside it (``<out>.pt``), for looking
+inside the trained machine.
 """
 from __future__ import annotations
 
@@ -111,6 +112,8 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu (default, one thread), cuda, ...")
     parser.add_argument("--quick", action="store_true", help="a tiny run: 20 steps, 10 validation and 4 test "
                                                              "episodes of each kind")
+    parser.add_argument("--save-params", action="store_true", help="save the best seed's parameters "
+                                                                   "as <out>.pt")
     parser.add_argument("--out", default=None, help="default: dnc_copy.json or dnc_series.json beside this script")
     args = parser.parse_args(argv)
     if args.out is None:
@@ -151,7 +154,7 @@ def main(argv=None):
         print(f"seed {seed}: perfect copies, lengths 1-10: {sum(inside) / len(inside):.3f}; series by parts: "
               + ", ".join(f"{k}: {v['perfect']:.3f}" for k, v in trained["series_by_parts"].items())
               + f" ({row['seconds']:.0f} s, {row['steps_per_second']:.2f} steps/s)", flush=True)
-        if min(row["val_cost_bits"]) < best_cost:  # the best seed's parameters, for the chapter
+        if args.save_params and min(row["val_cost_bits"]) < best_cost:  # the best seed's parameters
             best_cost = min(row["val_cost_bits"])
             torch.save({"seed": seed, "config": cfg, "state_dict": state}, f"{args.out}.pt")
         # (with --merge the parameters file is that of the best seed of this invocation)

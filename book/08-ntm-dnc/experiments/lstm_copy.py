@@ -1,6 +1,6 @@
 """Copy by the paper's LSTM baseline: bit errors per sequence against length, trained on 1-20, tested to 40 (chapter 8).
 
-The baseline of Graves et al. (2014, section 4.1, figure 4): a network without an external memory,
+The baseline of Graves et al. (2014, section 4.1, figure 5): a network without an external memory,
 three stacked LSTM layers of 256 units (``seqmem.LSTM(9, 256, num_layers=3)``, torch's fused
 kernel) with a linear read-out of 8 logits at every step (``seqmem.Tagger``): 1,328,136
 parameters, about twenty times the NTM's of ``ntm_copy.py``. Everything else is that script's,

@@ -1,6 +1,6 @@
 """Copy by a Neural Turing Machine: bit errors per sequence against length, trained on 1-20, tested to 40 (chapter 8).
 
-The experiment of Graves et al. (2014, section 4.1, figures 3-4) on a laptop's budget. One
+The experiment of Graves et al. (2014, section 4.1, figures 3-5) on a laptop's budget. One
 ``seqmem.NTMCell`` (an LSTM controller of 100 units, a memory of N = 128 slots of W = 20, one read
 head and one write head, shifts -1, 0, +1: the sizes of the paper and of the public reference
 implementations) trains on ``tasks.copy_sequences``: B sequences of 8-bit vectors, each of a
@@ -20,7 +20,7 @@ The test: ``--test-size`` fresh sequences of each length L in 1 ... 40 (seed 10_
 above 20 were never trained on), scored by bit errors per sequence (``tasks.bit_errors``: the
 output bits thresholded at 1/2, compared with the targets over the L recall steps; chance is
 4 L) and by cost per sequence in bits. The paper shows that its NTM copies sequences far
-longer than those it trained on with few errors, where an LSTM fails beyond 20 (figure 4):
+longer than those it trained on with few errors, where an LSTM fails beyond 20 (figures 4 and 5):
 ``lstm_copy.py`` is that baseline, trained and tested the same way (the data, the run of a seed,
 the shared options and the record are ``copy_common.py``'s; the training with its selection and the
 scores are ``seqmem.memory_runs``).
