@@ -131,18 +131,27 @@ def test_greedy_and_beam_search_run_and_a_beam_of_one_is_greedy(style):
 
 @pytest.mark.parametrize("style", STYLES)
 def test_the_trained_model_attends_to_the_mirrored_position(style):
-    """The alignment of reversal is the anti-diagonal: step t reads source position n - 1 - t most
-    (measured on 50 strings: Luong 94% of the steps, Bahdanau 67%)."""
+    """The alignment of reversal is the anti-diagonal: step t reads source position n - 1 - t most.
+
+    Measured on 50 strings after 100 steps, seeds 0-2, on two builds of the math library: Luong's
+    most-weighted position is the mirrored one in 87-94% of the steps; Bahdanau's, scored from the
+    decoder's previous state, splits between the mirrored position and its right neighbour (45-74% on
+    the mirrored one, a fraction that moves with the last bits of the arithmetic), and is within one
+    position of it in over 99% of the steps. Chance: about 1 / 10 and 3 / 10."""
     m = trained(style)
     source, target = reversal(torch.Generator().manual_seed(7), 50)
     with torch.no_grad():
         _, weights = m(source.ids, source.lengths, target.ids, return_weights=True)  # (B, T, S)
-    hits = total = 0
+    hits = near = total = 0
     for b, n in enumerate(source.lengths.tolist()):
         for t in range(n):
-            hits += int(weights[b, t].argmax() == n - 1 - t)
+            offset = int(weights[b, t].argmax()) - (n - 1 - t)
+            hits += int(offset == 0)
+            near += int(abs(offset) <= 1)
             total += 1
-    assert hits / total >= 0.5  # chance: 1 / 10 on average
+    assert near / total >= 0.9
+    if style == "luong":
+        assert hits / total >= 0.75
 
 
 def test_return_weights_needs_an_attention_decoder():
