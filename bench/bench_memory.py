@@ -14,6 +14,12 @@ over rounds of (the loop's step / the batched step of the same round). On the CP
 gains less than the NTM: most of its step is elementwise work on its (B, N, N) link matrix, which
 grows with B, where most of the NTM's step at B = 1 is the cost of calling small operations.
 
+Beside the ratios, the steps to converge on copy from chapter 8's results files (no training here):
+for each model, the episodes each seed saw before its first validation with at most 0.1 bit errors
+per sequence (``seqmem.memory_runs.sequences_to_converge``), their median over the seeds, and the
+reference figure where one is stated: pytorch-ntm's "converges in less than 30K iterations" at
+batch size 1, i.e. 30,000 episodes.
+
 Run:   python bench/bench_memory.py [--quick] [--threads N] [--json PATH]
        (--quick: three rounds after one warm-up, a smoke test; --json: also write the table as JSON)
 
@@ -26,11 +32,13 @@ import json
 import platform
 import statistics
 import sys
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
 import seqmem
+from seqmem.memory_runs import sequences_to_converge
 from bench_rnn import _clock, _devices, measure
 
 TARGET = 5.0  # the least the loop may cost, as a multiple of the batched step
@@ -41,6 +49,33 @@ CONFIGS = [
     ("NTM", lambda: seqmem.NTMCell(I, O, controller_size=H, memory_size=N, word_size=W, read_heads=1), 20),
     ("DNC", lambda: seqmem.DNCCell(I, H, O, memory_slots=N, word_size=W, read_heads=1), 20),
 ]
+
+
+RECORDS = Path(__file__).resolve().parents[1] / "book" / "08-ntm-dnc" / "experiments"
+# (model, its copy record, the reference's episodes to converge and where it is stated, or None)
+CONVERGENCE = [
+    ("NTM", "ntm_copy.json", (30_000, 'pytorch-ntm, "converges in less than 30K iterations" at batch size 1')),
+    ("DNC", "dnc_copy.json", None),
+]
+
+
+def convergence(level: float = 0.1) -> list[dict]:
+    """Episodes to the first validation at or below ``level`` bit errors, per seed and their median."""
+    rows = []
+    for model, name, reference in CONVERGENCE:
+        record = json.loads((RECORDS / name).read_text())
+        batch = record["config"]["batch_size"]
+        seen = {run["seed"]: sequences_to_converge(run, batch, level) for run in record["runs"]}
+        reached = [v for v in seen.values() if v is not None]
+        median = statistics.median(reached) if len(reached) > len(seen) / 2 else None  # most seeds must converge
+        row = {"model": model, "record": name, "level": level, "batch_size": batch,
+               "eval_every": record["config"]["eval_every"], "episodes_by_seed": seen,
+               "converged": len(reached), "seeds": len(seen), "median_episodes": median,
+               "reference_episodes": reference[0] if reference else None,
+               "reference": reference[1] if reference else None}
+        row["ratio_to_reference"] = median / reference[0] if reference and median is not None else None
+        rows.append(row)
+    return rows
 
 
 def contenders(make_cell, T: int, dev: torch.device) -> dict:
@@ -106,12 +141,29 @@ def main(argv: list[str] | None = None) -> int:
     worst = min(row["ratio"] for row in rows)
     ok = worst >= TARGET
     print(f"worst ratio loop/batched: {worst:.2f} (target >= {TARGET:.2f}): {'ok' if ok else 'FAIL'}")
+    converge = convergence()
+    print(f"\nsteps to converge on copy (chapter 8's records): episodes seen to the first validation with at most "
+          f"{converge[0]['level']} bit errors per sequence, median over the seeds that converged")
+    header = f"{'model':<5} {'converged':>9} {'episodes by seed':<26} {'median':>8} {'reference':>9} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    for c in converge:
+        by_seed = ", ".join("never" if v is None else f"{v:,}" for v in c["episodes_by_seed"].values())
+        median = "-" if c["median_episodes"] is None else f"{c['median_episodes']:,.0f}"
+        ref = "-" if c["reference_episodes"] is None else f"{c['reference_episodes']:,}"
+        ratio = "-" if c["ratio_to_reference"] is None else f"{c['ratio_to_reference']:.2f}"
+        print(f"{c['model']:<5} {c['converged']:>4} of {c['seeds']:<2} {by_seed:<26} {median:>8} {ref:>9} {ratio:>6}")
+    for c in converge:
+        if c["reference"]:
+            print(f"reference for the {c['model']}: {c['reference']}; validations every {c['eval_every']} steps of "
+                  f"{c['batch_size']}, so a figure is resolved to {c['eval_every'] * c['batch_size']:,} episodes")
     if args.json is not None:
         with open(args.json, "w") as f:
             json.dump({"benchmark": __doc__.splitlines()[0], "torch": torch.__version__,
                        "python": platform.python_version(), "machine": platform.machine(),
                        "threads": torch.get_num_threads(), "clock": {dev.type: _clock(dev)[1] for dev in _devices()},
-                       "quick": args.quick, "target": TARGET, "worst": worst, "ok": ok, "rows": rows}, f, indent=1)
+                       "quick": args.quick, "target": TARGET, "worst": worst, "ok": ok, "rows": rows,
+                       "convergence": converge}, f, indent=1)
             f.write("\n")
     return 0 if ok else 1
 

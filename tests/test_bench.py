@@ -2,6 +2,7 @@
 and print their ratios (the quick version); so does bench_memory.py, whose table is also its JSON."""
 import json
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,20 @@ def test_bench_memory_quick_runs_meets_its_target_and_writes_its_table_as_json(t
         assert f"{row['batched_ms']:.2f}" == batched and f"{row['loop_ms']:.2f}" == loop
         assert f"{row['ratio']:.2f}" == ratio and row["ratio"] >= data["target"]
     assert data["worst"] == min(r["ratio"] for r in data["rows"])
+    # steps to converge on copy, from chapter 8's records, beside pytorch-ntm's "< 30K" at batch size 1
+    experiments = ROOT / "book" / "08-ntm-dnc" / "experiments"
+    conv = {c["model"]: c for c in data["convergence"]}
+    assert set(conv) == {"NTM", "DNC"}
+    for model, name in (("NTM", "ntm_copy.json"), ("DNC", "dnc_copy.json")):
+        record = json.loads((experiments / name).read_text())
+        batch = record["config"]["batch_size"]
+        firsts = [next((s for s, e in zip(r["val_steps"], r["val_bit_errors"]) if e <= 0.1), None)
+                  for r in record["runs"]]
+        assert None not in firsts  # every seed of both records converged
+        median = statistics.median(f * batch for f in firsts)
+        assert conv[model]["median_episodes"] == median and conv[model]["converged"] == len(firsts)
+        line = re.search(rf"^{model} +{len(firsts)} of {len(firsts)} .* {median:,} +(\S+) +(\S+)$", run.stdout, re.M)
+        assert line, run.stdout
+    assert conv["NTM"]["reference_episodes"] == 30_000
+    assert conv["NTM"]["ratio_to_reference"] == conv["NTM"]["median_episodes"] / 30_000
+    assert re.search(r"^NTM .* 30,000 +" + f"{conv['NTM']['ratio_to_reference']:.2f}$", run.stdout, re.M)

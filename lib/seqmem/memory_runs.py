@@ -19,6 +19,9 @@ an NTM, a DNC or the paper's LSTM baseline, so it is written once here:
   ``eval_every`` steps; the parameters of the lowest validation cost are the ones the model keeps.
   It returns a ``Training``, whose ``fields(model)`` are a results record's fields of the run.
 - ``scores_by_size(model, batch_of, sizes)``: the scores of the batch ``batch_of(size)`` for each size.
+- ``sequences_to_converge(run, batch_size)``: from a results record's run, the episodes seen
+  before its first validation at or below a level of bit errors (the reference implementations
+  state convergence in episodes seen).
 
 Every batch is a ``seqmem.tasks.MemoryBatch`` (inputs, targets, mask, ...). Dimensions: B batch,
 T steps, I input channels, O output channels.
@@ -35,7 +38,7 @@ from . import tasks
 from .cell import Cell
 from .core import History, check_positive_int, fit, unroll
 
-__all__ = ["logits", "memory_loss", "scores", "Training", "train_best", "scores_by_size"]
+__all__ = ["logits", "memory_loss", "scores", "Training", "train_best", "scores_by_size", "sequences_to_converge"]
 
 
 def logits(model, inputs: torch.Tensor) -> torch.Tensor:
@@ -159,3 +162,19 @@ def scores_by_size(model, batch_of: Callable[[int], tasks.MemoryBatch], sizes: I
     """``{str(size): scores(model, batch_of(size))}`` for each size (the JSON keys of a results file)."""
     return {str(size): scores(model, batch_of(size)) for size in sizes}
 
+
+
+def sequences_to_converge(run: dict, batch_size: int, level: float = 0.1) -> int | None:
+    """Episodes seen (steps x ``batch_size``) up to the first validation of ``run`` with at most
+    ``level`` bit errors per episode, or None if none reached it.
+
+    ``run`` is a record's run (``Training.fields``): its ``val_steps`` and ``val_bit_errors``, one
+    per validation. The figure is resolved to one validation interval of episodes.
+    """
+    check_positive_int("sequences_to_converge: batch_size", batch_size)
+    steps, errors = run.get("val_steps"), run.get("val_bit_errors")
+    if not isinstance(steps, list) or not isinstance(errors, list) or len(steps) != len(errors):
+        raise ValueError("sequences_to_converge: run must have lists val_steps and val_bit_errors of one "
+                         f"length, got {type(steps).__name__} and {type(errors).__name__}")
+    first = next((step for step, e in zip(steps, errors) if e <= level), None)
+    return None if first is None else first * batch_size

@@ -140,3 +140,21 @@ def test_a_short_training_of_an_lstm_on_copy_cuts_its_bit_errors():
                            steps=600, eval_every=100, clip_grad_norm=10.0,
                            optimizer=torch.optim.Adam(model.parameters(), lr=1e-2))
     assert memory_runs.scores(model, _copies(500, seed=3))["bit_errors"] <= 0.5
+
+
+def test_sequences_to_converge_counts_episodes_to_the_first_good_validation():
+    run = {"val_steps": [500, 1000, 1500, 2000], "val_bit_errors": [3.2, 0.4, 0.1, 0.0]}
+    assert memory_runs.sequences_to_converge(run, 16) == 1500 * 16  # 0.1 is at the level
+    assert memory_runs.sequences_to_converge(run, 16, level=0.05) == 2000 * 16
+    assert memory_runs.sequences_to_converge(run, 1, level=0.01) == 2000
+    assert memory_runs.sequences_to_converge({"val_steps": [500], "val_bit_errors": [2.0]}, 16) is None
+
+
+@pytest.mark.parametrize("run, batch_size, match", [
+    ({"val_steps": [500], "val_bit_errors": [0.0]}, 0, "batch_size must be a positive int, got 0"),
+    ({"val_steps": [500, 1000], "val_bit_errors": [0.0]}, 16, "lists val_steps and val_bit_errors of one length"),
+    ({"val_bit_errors": [0.0]}, 16, "got NoneType and list"),
+])
+def test_sequences_to_converge_refuses_what_is_not_a_run(run, batch_size, match):
+    with pytest.raises(ValueError, match=match):
+        memory_runs.sequences_to_converge(run, batch_size)

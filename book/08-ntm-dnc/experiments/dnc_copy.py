@@ -25,8 +25,11 @@ Usage (from the repository root):
 
 The results file (JSON, a ``seqmem.experiment.Record``) records the command, the configuration, the
 seeds, the versions, the machine and, per seed, the curves, the tests and the time. With
-``--save-params`` the best seed's parameters are saved beside it (``<out>.pt``), for looking
-inside the trained machine.
+``--save-params`` the best seed's parameters are saved beside it (``<out>`` with the suffix
+``.pt``), for looking inside the trained machine:
+
+    python book/08-ntm-dnc/experiments/dnc_copy.py --task series --seeds 1 --save-params \
+        --out book/08-ntm-dnc/experiments/dnc_series_seed1.json     # and dnc_series_seed1.pt
 """
 from __future__ import annotations
 
@@ -156,7 +159,7 @@ def main(argv=None):
               + f" ({row['seconds']:.0f} s, {row['steps_per_second']:.2f} steps/s)", flush=True)
         if args.save_params and min(row["val_cost_bits"]) < best_cost:  # the best seed's parameters
             best_cost = min(row["val_cost_bits"])
-            torch.save({"seed": seed, "config": cfg, "state_dict": state}, f"{args.out}.pt")
+            torch.save({"seed": seed, "config": cfg, "state_dict": state}, Path(args.out).with_suffix(".pt"))
         # (with --merge the parameters file is that of the best seed of this invocation)
 
 
