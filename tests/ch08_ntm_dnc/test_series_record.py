@@ -3,6 +3,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from seqmem import dnc
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "book" / "08-ntm-dnc" / "experiments"
 
@@ -26,3 +29,17 @@ def test_series_pass_through_fewer_slots_than_they_need():
         copy_trained, _ = _perfect("dnc_copy.json", "15", parts)
         assert float(np.median(series)) > 0.5, (parts, series)
         assert max(copy_trained) < 0.05, (parts, copy_trained)
+
+
+def test_saved_series_machine_has_its_own_record_of_the_same_configuration():
+    # dnc_series_seed1.pt (the parameters page 05 looks inside) comes with the record of its run:
+    # seed 1 of dnc_series.json's configuration, passing the same bar as the three-seed run
+    own, record = _perfect("dnc_series_seed1.json", "15", 3)
+    _, three = _perfect("dnc_series.json", "15", 3)
+    assert record["seeds"] == [1] and record["config"] == three["config"]
+    assert own[0] > 0.5
+    saved = torch.load(EXPERIMENTS / "dnc_series_seed1.pt", weights_only=True)
+    assert saved["seed"] == 1 and saved["config"] == record["config"]
+    model = dnc.DNCCell(9, saved["config"]["hidden_size"], 8, memory_slots=saved["config"]["memory_slots"],
+                        word_size=saved["config"]["word_size"], read_heads=saved["config"]["read_heads"])
+    model.load_state_dict(saved["state_dict"])  # every parameter present, every shape right
