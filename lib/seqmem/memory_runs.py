@@ -38,7 +38,8 @@ from . import tasks
 from .cell import Cell
 from .core import History, check_positive_int, fit, unroll
 
-__all__ = ["logits", "memory_loss", "scores", "Training", "train_best", "scores_by_size", "sequences_to_converge"]
+__all__ = ["logits", "memory_loss", "scores", "Training", "train_best", "scores_by_size",
+           "sequences_to_converge"]
 
 
 def logits(model, inputs: torch.Tensor) -> torch.Tensor:
@@ -163,7 +164,6 @@ def scores_by_size(model, batch_of: Callable[[int], tasks.MemoryBatch], sizes: I
     return {str(size): scores(model, batch_of(size)) for size in sizes}
 
 
-
 def sequences_to_converge(run: dict, batch_size: int, level: float = 0.1) -> int | None:
     """Episodes seen (steps x ``batch_size``) up to the first validation of ``run`` with at most
     ``level`` bit errors per episode, or None if none reached it.
@@ -172,9 +172,14 @@ def sequences_to_converge(run: dict, batch_size: int, level: float = 0.1) -> int
     per validation. The figure is resolved to one validation interval of episodes.
     """
     check_positive_int("sequences_to_converge: batch_size", batch_size)
+    if not isinstance(level, (int, float)) or isinstance(level, bool) or not level >= 0:
+        raise ValueError(f"sequences_to_converge: level must be a number >= 0 (bit errors), got {level!r}")
     steps, errors = run.get("val_steps"), run.get("val_bit_errors")
-    if not isinstance(steps, list) or not isinstance(errors, list) or len(steps) != len(errors):
-        raise ValueError("sequences_to_converge: run must have lists val_steps and val_bit_errors of one "
-                         f"length, got {type(steps).__name__} and {type(errors).__name__}")
+    if not isinstance(steps, list) or not isinstance(errors, list):
+        raise ValueError("sequences_to_converge: run must have lists val_steps and val_bit_errors, "
+                         f"got {type(steps).__name__} and {type(errors).__name__}")
+    if len(steps) != len(errors):
+        raise ValueError("sequences_to_converge: val_steps and val_bit_errors must have one length, "
+                         f"got {len(steps)} and {len(errors)}")
     first = next((step for step, e in zip(steps, errors) if e <= level), None)
     return None if first is None else first * batch_size

@@ -152,9 +152,16 @@ def test_sequences_to_converge_counts_episodes_to_the_first_good_validation():
 
 @pytest.mark.parametrize("run, batch_size, match", [
     ({"val_steps": [500], "val_bit_errors": [0.0]}, 0, "batch_size must be a positive int, got 0"),
-    ({"val_steps": [500, 1000], "val_bit_errors": [0.0]}, 16, "lists val_steps and val_bit_errors of one length"),
-    ({"val_bit_errors": [0.0]}, 16, "got NoneType and list"),
+    ({"val_steps": [500, 1000], "val_bit_errors": [0.0]}, 16, "must have one length, got 2 and 1"),
+    ({"val_bit_errors": [0.0]}, 16, "lists val_steps and val_bit_errors, got NoneType and list"),
 ])
 def test_sequences_to_converge_refuses_what_is_not_a_run(run, batch_size, match):
     with pytest.raises(ValueError, match=match):
         memory_runs.sequences_to_converge(run, batch_size)
+
+
+@pytest.mark.parametrize("level", [-0.1, float("nan"), "0.1", True])
+def test_sequences_to_converge_refuses_a_level_that_is_not_a_count(level):
+    run = {"val_steps": [500], "val_bit_errors": [0.0]}
+    with pytest.raises(ValueError, match="level must be a number >= 0"):
+        memory_runs.sequences_to_converge(run, 16, level=level)

@@ -22,8 +22,9 @@ def test_series_record_has_three_seeds_each_tested():
 
 
 def test_series_pass_through_fewer_slots_than_they_need():
-    # four copies of lengths 1-10 are 22 vectors on average, more than the 15 slots: without
-    # freeing and reallocating slots they cannot be copied; the copy-trained DNC fails them
+    # four copies of lengths 1-10 are 22 vectors on average, more than the 15 slots (five, 27.5):
+    # the series-trained DNC passes them by reusing slots (page 05 shows how, on series that do
+    # not fit); the copy-trained DNC fails any second sequence, whatever its memory (page 04)
     for parts in (3, 4, 5):
         series, _ = _perfect("dnc_series.json", "15", parts)
         copy_trained, _ = _perfect("dnc_copy.json", "15", parts)

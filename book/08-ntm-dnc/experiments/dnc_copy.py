@@ -116,7 +116,7 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a tiny run: 20 steps, 10 validation and 4 test "
                                                              "episodes of each kind")
     parser.add_argument("--save-params", action="store_true", help="save the best seed's parameters "
-                                                                   "as <out>.pt")
+                                                                   "beside --out, its suffix replaced by .pt")
     parser.add_argument("--out", default=None, help="default: dnc_copy.json or dnc_series.json beside this script")
     args = parser.parse_args(argv)
     if args.out is None:
