@@ -1,0 +1,165 @@
+"""Associative recall by a Neural Turing Machine: bit errors by number of items, trained on 2-6 (chapter 8).
+
+The experiment of Graves et al. (2014, section 4.3, figures 10-12) on a laptop's budget. An episode
+of ``tasks.associative_recall`` is a list of n items (n uniform in 2 ... 6 for training), each of
+3 vectors of 6 bits opened by an item delimiter, then a query (one of the items but the last)
+between two query delimiters, then 3 recall steps of zero input whose targets are the item that
+followed the query in the list. The network must store the items, find the query's among them by
+content, and read the one written after it: content addressing, then a shift by one item.
+
+The model is the NTM of ``ntm_copy.py`` (an LSTM controller of 100 units, N = 128 slots of W = 20,
+one read and one write head, shifts -1, 0, +1), with 8 input channels (6 bits and the two
+delimiters) and 6 outputs; the loss, the optimiser (Adam 1e-3, the gradient's total norm clipped to
+10), the validation (every ``--eval-every`` steps on ``--val-size`` episodes of 2-6 items, seed
+20_000) and the selection of the parameters of the lowest validation cost are those of the copy
+run (``seqmem.memory_runs.train_best``). The test: ``--test-size`` fresh episodes of each number
+of items n in 2 ... ``--test-max-items`` (seed 10_000 + n; lists longer than 6 items were never
+trained on), scored by bit errors per episode (chance: 9 of the item's 18 bits) and cost in bits.
+
+Usage (from the repository root):
+
+    python book/08-ntm-dnc/experiments/ntm_recall.py --seeds 0 1 2        # CPU, 1 thread
+    python book/08-ntm-dnc/experiments/ntm_recall.py --seeds 3 --merge    # one more seed into the file
+    python book/08-ntm-dnc/experiments/ntm_recall.py --quick --out /tmp/quick.json
+
+The results file (JSON, a ``seqmem.experiment.Record``) records the command, the configuration,
+the seeds, the versions, the machine and, per seed, the curves, the test by number of items and
+the time. With ``--save-params`` the best seed's parameters are saved beside it (the suffix
+``.pt``).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from seqmem import memory_runs, ntm, tasks
+from seqmem.experiment import Record
+
+HERE = Path(__file__).resolve().parent
+EXPERIMENT = "associative recall by a Neural Turing Machine: bit errors by number of items 2-12, trained on 2-6"
+N_BITS, ITEM_LEN = 6, 3
+VAL_SEED, TEST_SEED = 20_000, 10_000  # the validation set's seed; the test set of n items: TEST_SEED + n
+
+
+def build(cfg: dict, device) -> ntm.NTMCell:
+    """The NTM of the configuration, on ``device``: 6 bits and two delimiters in, 6 bits out."""
+    return ntm.NTMCell(N_BITS + 2, N_BITS, controller_size=cfg["controller_size"], memory_size=cfg["memory_size"],
+                       word_size=cfg["word_size"], read_heads=cfg["read_heads"]).to(device)
+
+
+def episodes(batch_size: int, items: tuple[int, int], generator, device) -> tasks.MemoryBatch:
+    return tasks.associative_recall(batch_size, items[0], items[1], ITEM_LEN, N_BITS, generator, device=device)
+
+
+def run(cfg: dict, seed: int, device, build) -> tuple[dict, dict]:
+    """One seed of ``build(cfg, device)``: train, select, test by number of items.
+
+    Returns the run's fields and its best parameters. The seed fixes the initial weights (torch's
+    global generator, before ``build``) and the training episodes (their own generator); the
+    validation and test sets are the same for every seed and every model.
+    """
+    torch.manual_seed(seed)
+    model = build(cfg, device)
+    generator = torch.Generator().manual_seed(seed)
+    items = tuple(cfg["train_items"])
+    val = episodes(cfg["val_size"], items, torch.Generator().manual_seed(VAL_SEED), device)
+    start = time.perf_counter()
+    training = memory_runs.train_best(
+        model, lambda step: episodes(cfg["batch_size"], items, generator, device), val, steps=cfg["steps"],
+        optimizer=torch.optim.Adam(model.parameters(), lr=cfg["lr"]), eval_every=cfg["eval_every"],
+        clip_grad_norm=cfg["clip_norm"], log=lambda line: print(f"seed {seed}, {line}", flush=True))
+    results = memory_runs.scores_by_size(
+        model, lambda n: episodes(cfg["test_size"], (n, n), torch.Generator().manual_seed(TEST_SEED + n), device),
+        range(2, cfg["test_max_items"] + 1))
+    row = {"seed": seed, "results": results, **training.fields(model),
+           "seconds": round(time.perf_counter() - start, 1)}
+    return row, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both recall scripts share: seeds, budget, validation, test, batch size, optimiser."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--merge", action="store_true", help="add these seeds' runs to the existing --out")
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--val-size", type=int, default=200)
+    parser.add_argument("--test-size", type=int, default=200)
+    parser.add_argument("--test-max-items", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--clip-norm", type=float, default=10.0)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options that end both command lines: the device, --quick, --save-params, the results file."""
+    parser.add_argument("--device", default="cpu", help="cpu (default, one thread), cuda, ...")
+    parser.add_argument("--quick", action="store_true", help="a tiny run: 30 steps, 20 validation and 5 test "
+                                                             "episodes per number of items")
+    parser.add_argument("--save-params", action="store_true", help="save the best seed's parameters beside --out")
+    parser.add_argument("--out", default=out)
+
+
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    if args.quick:
+        args.steps, args.eval_every, args.val_size, args.test_size = 30, 15, 20, 5
+    return args
+
+
+#: The configuration's descriptions that both scripts share (the data, the loss, the test, the selection).
+DESCRIPTIONS = {
+    "task": "tasks.associative_recall(batch_size, 2, 6, 3, 6): 2-6 items of 3 vectors of 6 bits",
+    "loss": "tasks.sequence_cost(..., bits=False).mean(): recall cross-entropy per episode, nats",
+    "optimizer_settings": "Adam(lr), the gradient's total norm clipped to clip_norm",
+    "test_set": "test_size episodes of each number of items 2..test_max_items, seed 10000 + items",
+    "selection": "the parameters of the lowest validation cost (val_size episodes of 2-6 items, seed 20000)",
+}
+SHARED = ("steps", "eval_every", "val_size", "test_size", "test_max_items", "batch_size")
+
+
+def arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.add_argument("--controller-size", type=int, default=100)
+    parser.add_argument("--memory-size", type=int, default=128)
+    parser.add_argument("--word-size", type=int, default=20)
+    parser.add_argument("--read-heads", type=int, default=1)
+    add_run_arguments(parser, str(HERE / "ntm_recall.json"))
+    return apply_quick(parser.parse_args(argv))
+
+
+def run_seeds(args: argparse.Namespace, experiment: str, cfg: dict, build) -> None:
+    """Every seed of ``args.seeds`` into the results file ``args.out`` (one thread on the CPU)."""
+    torch.set_num_threads(1)
+    device = torch.device(args.device)
+    record = Record(args.out, experiment, cfg, args.seeds, key=("seed",), order=lambda r: r["seed"],
+                    merge=args.merge, device=f"{device}, 1 thread" if device.type == "cpu" else str(device))
+    best_cost = float("inf")
+    for seed in args.seeds:
+        row, state = run(cfg, seed, device, build)
+        record.add(row)
+        for n, s in row["results"].items():
+            print(f"seed {seed}, {n:>2} items: bit errors per episode {s['bit_errors']:6.3f}, "
+                  f"perfect {s['perfect']:.3f}")
+        print(f"seed {seed}: {row['seconds']:.0f} s, {row['steps_per_second']:.2f} training steps per second, "
+              f"best validation step {row['best_step']}", flush=True)
+        if args.save_params and min(row["val_cost_bits"]) < best_cost:  # the best seed's parameters
+            best_cost = min(row["val_cost_bits"])
+            torch.save({"seed": seed, "config": cfg, "state_dict": state}, Path(args.out).with_suffix(".pt"))
+
+
+def main(argv=None):
+    args = arguments(argv)
+    names = (*SHARED, "controller_size", "memory_size", "word_size", "read_heads", "lr", "clip_norm")
+    cfg = {**{name: getattr(args, name) for name in names}, "train_items": [2, 6], "item_len": ITEM_LEN,
+           "n_bits": N_BITS, "task": DESCRIPTIONS["task"],
+           "model": "NTMCell(8, 6, controller_size, memory_size, word_size, read_heads), LSTM controller, "
+                    "shifts -1..1",
+           **{k: DESCRIPTIONS[k] for k in ("loss", "optimizer_settings", "test_set", "selection")}}
+    run_seeds(args, EXPERIMENT, cfg, build)
+
+
+if __name__ == "__main__":
+    main()
