@@ -95,6 +95,10 @@ from .ntm import NTMCell, NTMState, address, interpolate, sharpen, shift
 from .dnc import (DNCCell, DNCInterface, DNCState, allocation_weighting, dnc_step, precedence_weighting,
                   retention_vector, temporal_link_matrix, usage_vector)
 
+# Chapter 9: adaptive computation time
+from . import act
+from .act import ACTCell, ACTState
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -142,6 +146,8 @@ __all__ = [
     "ntm", "NTMCell", "NTMState", "address", "interpolate", "sharpen", "shift",
     "dnc", "DNCCell", "DNCInterface", "DNCState", "dnc_step", "allocation_weighting", "retention_vector",
     "usage_vector", "temporal_link_matrix", "precedence_weighting", "memory_runs",
+    # chapter 9
+    "act", "ACTCell", "ACTState",
     # every chapter
     "tasks", "viz", "grading",
 ]

@@ -6,7 +6,7 @@ generator's device, then moved: the same seed gives the same data everywhere).
 
 - ``seqmem.tasks.algorithmic``: the adding problem, copy, parity, delayed echo, future tagging,
   number to bits, collapsing runs (chapters 1 and 2); copying and reversing letter strings as
-  source-target pairs (chapter 4).
+  source-target pairs (chapter 4); the parity of vectors shown at once (chapter 9).
 - ``seqmem.tasks.counting``: the lecture's counting memory, its slide and its hand-built LSTM cell.
 - ``seqmem.tasks.language``: slot filling, named entities (BIO), sentiment with negation.
 - ``seqmem.tasks.digits``: strips of handwritten digits, for CTC (chapter 3); digit images
@@ -35,7 +35,7 @@ from .documents import DOC_FILLER, DOC_LABELS, DOC_TOPICS, Documents, cue_docume
 from .scenes import (QUESTION_KINDS, SCENE_COLORS, SCENE_REGIONS, SCENE_SHAPES, Scenes, question_text, region_mask,
                      scene_vocab, visual_questions)
 from .algorithmic import (adding_problem, collapse_runs, copy_task, copy_tokens, delayed_echo, future_tagging,
-                          number_to_bits, parity, reverse_tokens, symbol_vocab)
+                          number_to_bits, parity, parity_vectors, reverse_tokens, symbol_vocab)
 from .counting import (SLIDE_INPUTS, SLIDE_MEMORY, SLIDE_OUTPUTS, counting_cell, counting_cell_weights,
                        counting_memory, counting_targets)
 from .digits import Captions, caption_vocab, digit_captions, digit_images, digit_strips
@@ -59,7 +59,7 @@ from .memory import (MemoryBatch, associative_recall, bit_errors, copy_sequences
 __all__ = [
     "IGNORE_INDEX", "algorithmic", "babi", "counting", "digits", "language", "translation",
     # algorithmic
-    "adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "number_to_bits", "collapse_runs",
+    "adding_problem", "copy_task", "parity", "parity_vectors", "delayed_echo", "future_tagging", "number_to_bits", "collapse_runs",
     "copy_tokens", "reverse_tokens", "symbol_vocab",
     # the lecture's counting memory
     "counting_targets", "counting_memory", "SLIDE_INPUTS", "SLIDE_MEMORY", "SLIDE_OUTPUTS",

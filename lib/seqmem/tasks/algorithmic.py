@@ -13,6 +13,8 @@ y as each task documents.
 - Sequence to sequence (chapter 4): ``copy_tokens`` and ``reverse_tokens`` return ``Pairs`` of
   letter strings of varying lengths (ids of ``symbol_vocab(n_symbols)``), the target ending
   with EOS.
+- Adaptive computation time (chapter 9): ``parity_vectors``, the parity of a vector shown at once,
+  whose difficulty varies from example to example.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from ..text import Pairs, Vocab, encode_pairs, seq2seq_vocab
 from ._common import check_sizes, gen_device
 
 __all__ = ["adding_problem", "copy_task", "parity", "delayed_echo", "future_tagging", "number_to_bits",
-           "collapse_runs", "symbol_vocab", "copy_tokens", "reverse_tokens"]
+           "collapse_runs", "symbol_vocab", "copy_tokens", "reverse_tokens", "parity_vectors"]
 
 
 def adding_problem(batch_size: int, T: int, generator: torch.Generator | None = None, device=None):
@@ -91,6 +93,32 @@ def parity(batch_size: int, T: int, generator=None, device=None):
     bits = torch.randint(0, 2, (batch_size, T), generator=generator, device=gdev)
     y = bits.cumsum(dim=1) % 2
     return bits.unsqueeze(-1).float().to(device or gdev), y.to(device or gdev)
+
+
+def parity_vectors(batch_size: int, n_bits: int = 16, generator=None, device=None):
+    """The parity task of Graves (2016, section 3.1): is the number of +1 entries of a vector odd?
+
+    Each vector has ``n_bits`` entries; a number k of them, uniform in 1 ... n_bits, are +1 or -1
+    (each by a fair coin), at random places, and the others 0. The vector is shown in one time
+    step, so a network can spend no more steps on a hard example (large k) than on an easy one,
+    unless it ponders (``seqmem.act``).
+
+    Returns:
+        x: (B, 1, n_bits) floats in {-1, 0, 1}, one time step.
+        y: (B,) int64, 1 where the number of +1 entries is odd.
+        k: (B,) int64, the number of non-zero entries.
+    """
+    check_sizes(batch_size=batch_size, n_bits=n_bits)
+    gdev = gen_device(generator)
+    B = batch_size
+    k = torch.randint(1, n_bits + 1, (B,), generator=generator, device=gdev)  # (B,)
+    places = torch.rand(B, n_bits, generator=generator, device=gdev).argsort(dim=1)  # (B, n_bits)
+    chosen = places < k.unsqueeze(1)  # (B, n_bits): k random places per row
+    signs = torch.randint(0, 2, (B, n_bits), generator=generator, device=gdev) * 2 - 1  # +-1
+    x = (signs * chosen).float()  # (B, n_bits)
+    y = (x == 1).sum(dim=1) % 2
+    out = device or gdev
+    return x.unsqueeze(1).to(out), y.to(out), k.to(out)
 
 
 def delayed_echo(batch_size: int, T: int, delay: int = 3, n_symbols: int = 4, generator=None, device=None):
