@@ -97,7 +97,7 @@ from .dnc import (DNCCell, DNCInterface, DNCState, allocation_weighting, dnc_ste
 
 # Chapter 9: adaptive computation time
 from . import act
-from .act import ACTCell, ACTState
+from .act import ACTCell, ACTState, RepeatCell
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -147,7 +147,7 @@ __all__ = [
     "dnc", "DNCCell", "DNCInterface", "DNCState", "dnc_step", "allocation_weighting", "retention_vector",
     "usage_vector", "temporal_link_matrix", "precedence_weighting", "memory_runs",
     # chapter 9
-    "act", "ACTCell", "ACTState",
+    "act", "ACTCell", "ACTState", "RepeatCell",
     # every chapter
     "tasks", "viz", "grading",
 ]

@@ -14,6 +14,8 @@ One entry of ``commands`` per invocation, with the versions and the machine it r
 file was last written (UTC). The file is rewritten after every run, so an interrupted sweep keeps what it
 finished. With ``merge=True`` an invocation adds its runs to an existing file made with the same
 ``config`` (a run with the same key as an old one replaces it) and appends its own command.
+``merge_files`` joins files that invocations running in parallel wrote (one seed each, say) into
+one, and records its own invocation too.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["environment", "invocation", "Record"]
+__all__ = ["environment", "invocation", "Record", "merge_files"]
 
 
 def _processor() -> str:
@@ -111,3 +113,38 @@ class Record:
             self.data["wall_seconds"] = round(self._wall_before + time.perf_counter() - self._start, 1)
         self.data["finished"] = _now()
         self.path.write_text(json.dumps(self.data, indent=1) + "\n")
+
+
+def merge_files(out: str | os.PathLike, parts: Sequence[str | os.PathLike], key: Sequence[str],
+                argv: Sequence[str] | None = None) -> dict:
+    """Join results files of one experiment, written by invocations that ran side by side, into ``out``.
+
+    Every part must have the same ``experiment`` and ``config``. The joined file has every part's
+    commands in order, then this merge's own invocation (its command line, ``argv``, with
+    ``"merged": [the parts]``), the union of the seeds, every run (a run whose ``key`` fields equal
+    a later part's is replaced by it), sorted by ``key``; ``wall_seconds`` adds up the parts' (the
+    time spent, not the time elapsed when they overlapped) and ``finished`` is the latest part's.
+    The script's own top-level fields are the first part's. Returns the joined record.
+    """
+    if not parts:
+        raise ValueError("merge_files needs at least one results file to merge")
+    records = [json.loads(Path(p).read_text()) for p in parts]
+    first = records[0]
+    for path, record in zip(parts[1:], records[1:]):
+        for field in ("experiment", "config"):
+            if record.get(field) != first.get(field):
+                raise ValueError(f"{path} has another {field} than {parts[0]}: {record.get(field)!r} "
+                                 f"against {first.get(field)!r}")
+    runs = {}
+    for record in records:
+        for run in record["runs"]:
+            runs[tuple(run[k] for k in key)] = run
+    merge = {**invocation("cpu", argv), "merged": [str(p) for p in parts]}
+    merge.pop("device")
+    data = {**first, "seeds": sorted({s for r in records for s in r["seeds"]}),
+            "commands": [c for r in records for c in r["commands"]] + [merge],
+            "wall_seconds": round(sum(r.get("wall_seconds") or 0.0 for r in records), 1),
+            "finished": max(r["finished"] for r in records), "runs": [runs[k] for k in sorted(runs)]}
+    data = {k: data[k] for k in first} | {k: v for k, v in data.items() if k not in first}
+    Path(out).write_text(json.dumps(data, indent=1) + "\n")
+    return data

@@ -39,14 +39,21 @@ def _spread(model):
     return model
 
 
-def _halting_sums(model, state, x):
-    """The halting units h^n of every ponder step, recomputed by hand (B, n)."""
+def _ponder_by_hand(model, state, x):
+    """Every ponder step up to the cap, by hand: the halting units h^n (B, M), the states s^n and
+    the outputs y^n (B, M, O)."""
     flag = torch.zeros(x.shape[0], 1, dtype=x.dtype, device=x.device)
-    s, hs = state, []
+    s, hs, states, ys = state, [], [], []
     for n in range(model.max_steps):
         s, y = model.cell(s, torch.cat([x, flag + (n == 0)], -1))
         hs.append(torch.sigmoid(model.halting(y)).squeeze(-1))
-    return torch.stack(hs, 1)
+        states.append(s)
+        ys.append(y)
+    return torch.stack(hs, 1), states, torch.stack(ys, 1)
+
+
+def _halting_sums(model, state, x):
+    return _ponder_by_hand(model, state, x)[0]
 
 
 @pytest.mark.parametrize("dev", DEVICES)
@@ -71,6 +78,44 @@ def test_halting_probabilities_are_a_distribution_that_stops_where_the_sum_reach
         torch.testing.assert_close(did.remainder[b], 1 - h[b, :N - 1].sum())  # R(t)
         torch.testing.assert_close(p[b, N - 1], did.remainder[b])
         assert (p[b, N:] == 0).all()
+
+
+def test_the_state_and_output_are_the_halting_weighted_means_of_the_ponder_steps():
+    model = _spread(_act(max_steps=8, cell=seqmem.LSTMCell(I + 1, H, dtype=torch.float64)))
+    x = _x(16)
+    state = model.initial_state(16)
+    new, y = model(state, x)
+    _, _, did = act.act_step(model.cell, model.halting, state.cell, x, model.max_steps, model.epsilon)
+    assert len(set(did.steps.tolist())) >= 3
+    with torch.no_grad():
+        _, states, ys = _ponder_by_hand(model, state.cell, x)
+    p = did.halting.detach()  # (B, M)
+    torch.testing.assert_close(y, (p[..., None] * ys).sum(1))
+    for k, part in enumerate(new.cell):  # h and c, each averaged
+        torch.testing.assert_close(part, sum(p[:, n, None] * states[n][k] for n in range(model.max_steps)))
+
+
+def test_the_task_loss_reaches_the_halting_unit_through_the_weights_of_the_steps():
+    # y = sum_n p^n y^n depends on the halting bias through p (a step function only where N jumps):
+    # autograd against central differences, at a bias where no example's N(t) changes
+    model = _spread(_act(max_steps=8))
+    x = _x(16)
+    w = torch.randn(H, generator=gen(7), dtype=torch.float64)
+
+    def loss(bias):
+        with torch.no_grad():
+            model.halting.bias.fill_(bias)
+        state, y = model(model.initial_state(16), x)
+        return (y @ w).sum(), state.steps
+
+    value, steps = loss(-1.5)
+    value.backward()
+    grad = float(model.halting.bias.grad)
+    d = 1e-6
+    (up, steps_up), (down, steps_down) = loss(-1.5 + d), loss(-1.5 - d)
+    assert torch.equal(steps_up, steps) and torch.equal(steps_down, steps)
+    assert abs(grad) > 1e-3
+    assert abs(grad - float((up - down).detach()) / (2 * d)) < 1e-5 * max(1.0, abs(grad))
 
 
 def test_a_bias_that_halts_at_once_gives_the_wrapped_cell_on_the_flagged_input():
@@ -130,21 +175,29 @@ def test_unroll_runs_act_the_same_as_trace():
     torch.testing.assert_close(state.ponder, traced.state.ponder)
 
 
-def test_the_cap_on_ponder_steps_holds():
-    model = _act(max_steps=4, halting_bias=-20.0)  # h ~ 0: the sum never gets near one
-    _, _, did = act.act_step(model.cell, model.halting, model.cell.initial_state(6), _x(),
-                             model.max_steps, model.epsilon)
+def test_the_cap_on_ponder_steps_holds_and_the_last_step_gets_the_remainder():
+    model = _act(max_steps=4)
+    with torch.no_grad():
+        model.halting.weight.zero_()
+        model.halting.bias.fill_(-2.2)  # h = 0.0998 at every step: 3 steps sum to 0.3, far from 1
+    state = model.cell.initial_state(6)
+    _, _, did = act.act_step(model.cell, model.halting, state, _x(), model.max_steps, model.epsilon)
+    h = torch.sigmoid(torch.tensor(-2.2, dtype=torch.float64))
     assert (did.steps == 4).all()
-    assert (did.remainder > 0.99).all() and (did.remainder <= 1).all()
+    torch.testing.assert_close(did.remainder, (1 - 3 * h).expand(6))  # R = 1 - sum_{n < M} h^n
+    torch.testing.assert_close(did.halting[:, :3], h.expand(6, 3))
+    torch.testing.assert_close(did.halting[:, 3], did.remainder)
+    torch.testing.assert_close(did.halting.sum(1), torch.ones(6, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("dev", DEVICES)
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "ntm"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "ntm", "dnc"])
 def test_act_wraps_the_librarys_cells(kind, dev):
     torch.manual_seed(0)
     cells = {"rnn": lambda: seqmem.RNNCell(I + 1, H, device=dev),
              "lstm": lambda: seqmem.LSTMCell(I + 1, H, device=dev),
-             "ntm": lambda: seqmem.NTMCell(I + 1, 3, controller_size=H, memory_size=8, word_size=4).to(dev)}
+             "ntm": lambda: seqmem.NTMCell(I + 1, 3, controller_size=H, memory_size=8, word_size=4).to(dev),
+             "dnc": lambda: seqmem.DNCCell(I + 1, H, 3, memory_slots=6, word_size=4).to(dev)}
     cell = cells[kind]()
     model = act.ACTCell(cell, max_steps=5, halting_bias=-1.0).to(dev)
     xs = torch.randn(3, 4, I, generator=gen(4)).to(dev)
@@ -179,6 +232,24 @@ def test_bad_arguments_and_inputs_say_what_was_expected():
         model(state, _x(dtype=torch.float32))
     with pytest.raises(ValueError, match="xs must have shape"):
         act.trace(model, _x())
+    with pytest.raises(ValueError, match=f"xs must have shape \\(B, T, {I}\\)"):
+        act.trace(model, torch.zeros(6, 2, I + 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="halting_bias must be a number"):
+        _act(halting_bias="1")
+
+    class Bare(torch.nn.Module):  # a "cell" with no parameters
+        input_size, output_size = I + 1, H
+
+        def initial_state(self, B):
+            return torch.zeros(B, H)
+
+    with pytest.raises(ValueError, match="must have parameters"):
+        act.ACTCell(Bare())
+    with pytest.raises(ValueError, match="max_steps"):
+        act.act_step(model.cell, model.halting, model.cell.initial_state(6), _x(), 0)
+    with pytest.raises(ValueError, match="halting unit must map y \\(6, 12\\) to \\(B, 1\\)"):
+        act.act_step(model.cell, torch.nn.Linear(H, 2, dtype=torch.float64), model.cell.initial_state(6),
+                     _x(), 3)
 
 
 def test_the_time_penalty_alone_trains_the_machine_to_halt_sooner():
@@ -198,3 +269,29 @@ def test_the_time_penalty_alone_trains_the_machine_to_halt_sooner():
         opt.zero_grad()
     after = act.trace(model, xs).steps.float().mean()
     assert before >= 3 and after == 1, (before, after)
+
+
+def test_the_repeat_cell_runs_its_cell_a_fixed_number_of_times_with_the_flag():
+    torch.manual_seed(0)
+    cell = seqmem.GRUCell(I + 1, H, dtype=torch.float64)
+    x = _x()
+    h = cell.initial_state(6)
+    flagged = [torch.cat([x, torch.full((6, 1), float(n == 0), dtype=x.dtype)], -1) for n in range(3)]
+    s = h
+    for x1 in flagged:
+        s, y = cell(s, x1)
+    state, out = act.RepeatCell(cell, 3)(h, x)
+    torch.testing.assert_close(out, y, rtol=0, atol=0)
+    torch.testing.assert_close(state, s, rtol=0, atol=0)
+    # one repeat is ACT halting at once: the wrapped cell on the flagged input
+    once, y1 = act.RepeatCell(cell, 1)(h, x)
+    torch.testing.assert_close(y1, cell(h, flagged[0])[1], rtol=0, atol=0)
+    ys, _ = seqmem.unroll(act.RepeatCell(cell, 2), x[:, None].expand(6, 4, I))
+    assert ys.shape == (6, 4, H)
+    lstm = seqmem.LSTMCell(I + 1, H)
+    rep = act.RepeatCell(lstm, 2)  # its state is the wrapped cell's, sizes and type
+    assert rep.state_sizes() == lstm.state_sizes() and type(rep.initial_state(2)) is seqmem.LSTMState
+    with pytest.raises(ValueError, match="repeats"):
+        act.RepeatCell(cell, 0)
+    with pytest.raises(ValueError, match=f"x must have shape \\(B, {I}\\)"):
+        act.RepeatCell(cell, 2)(h, flagged[0])

@@ -11,7 +11,7 @@ import torch
 
 import seqmem
 from conftest import ROOT
-from seqmem.experiment import Record, environment, invocation
+from seqmem.experiment import Record, environment, invocation, merge_files
 
 RESULTS = sorted(ROOT.glob("book/*/experiments/*.json"))
 
@@ -63,3 +63,27 @@ def test_the_chapters_results_files_are_records(path):
         assert command["command"].startswith("python book/") and {"python", "torch", "seqmem"} <= set(command)
     seeds = {run["seed"] for run in data["runs"]}
     assert seeds == set(data["seeds"]), (seeds, data["seeds"])
+
+
+def test_merge_files_joins_parallel_records_and_records_itself(tmp_path):
+    parts = []
+    for seed, mse in ((1, 0.3), (0, 0.5)):
+        path = tmp_path / f"s{seed}.json"
+        Record(path, "a test", {"T": 10}, [seed], key=("seed",), order=lambda r: r["seed"]).add(
+            {"seed": seed, "mse": mse})
+        parts.append(path)
+    first = json.loads(parts[0].read_text())
+    data = merge_files(tmp_path / "all.json", parts, key=("seed",), argv=["x.py", "--combine", "s1", "s0"])
+    assert json.loads((tmp_path / "all.json").read_text()) == data
+    assert data["seeds"] == [0, 1] and [(r["seed"], r["mse"]) for r in data["runs"]] == [(0, 0.5), (1, 0.3)]
+    assert len(data["commands"]) == 3 and data["commands"][0] == first["commands"][0]
+    assert data["commands"][-1]["merged"] == [str(p) for p in parts]
+    assert data["commands"][-1]["command"] == "python x.py --combine s1 s0"
+    parts_wall = [json.loads(p.read_text())["wall_seconds"] for p in parts]
+    assert data["wall_seconds"] == round(sum(parts_wall), 1) and list(data)[:3] == ["experiment", "config", "seeds"]
+    other = tmp_path / "other.json"
+    Record(other, "a test", {"T": 20}, [2], key=("seed",), order=lambda r: r["seed"]).add({"seed": 2, "mse": 0.1})
+    with pytest.raises(ValueError, match="another config"):
+        merge_files(tmp_path / "bad.json", [parts[0], other], key=("seed",))
+    with pytest.raises(ValueError, match="at least one"):
+        merge_files(tmp_path / "bad.json", [], key=("seed",))

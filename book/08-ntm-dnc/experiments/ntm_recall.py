@@ -2,10 +2,10 @@
 
 The experiment of Graves et al. (2014, section 4.3, figures 10-12) on a laptop's budget. An episode
 of ``tasks.associative_recall`` is a list of n items (n uniform in 2 ... 6 for training), each of
-3 vectors of 6 bits opened by an item delimiter, then a query (one of the items but the last)
+3 vectors of 6 bits opened by an item delimiter, then a query (any item except the last)
 between two query delimiters, then 3 recall steps of zero input whose targets are the item that
 followed the query in the list. The network must store the items, find the query's among them by
-content, and read the one written after it: content addressing, then a shift by one item.
+content, and read the one written after it: content addressing, then shifts by one slot.
 
 The model is the NTM of ``ntm_copy.py`` (an LSTM controller of 100 units, N = 128 slots of W = 20,
 one read and one write head, shifts -1, 0, +1), with 8 input channels (6 bits and the two
@@ -20,23 +20,29 @@ Usage (from the repository root):
 
     python book/08-ntm-dnc/experiments/ntm_recall.py --seeds 0 1 2        # CPU, 1 thread
     python book/08-ntm-dnc/experiments/ntm_recall.py --seeds 3 --merge    # one more seed into the file
+    python book/08-ntm-dnc/experiments/ntm_recall.py --seeds 0 --save-params --out /tmp/r0.json  # and 1, 2
+    python book/08-ntm-dnc/experiments/ntm_recall.py --combine /tmp/r0.json /tmp/r1.json /tmp/r2.json
     python book/08-ntm-dnc/experiments/ntm_recall.py --quick --out /tmp/quick.json
 
 The results file (JSON, a ``seqmem.experiment.Record``) records the command, the configuration,
 the seeds, the versions, the machine and, per seed, the curves, the test by number of items and
 the time. With ``--save-params`` the best seed's parameters are saved beside it (the suffix
-``.pt``).
+``.pt``). Seeds run side by side, one process each, write one file each; ``--combine`` joins those
+files into ``--out`` (``seqmem.experiment.merge_files``, which records the join too) and copies the
+parameters of the seed with the lowest validation cost, where the files have them, beside it.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from seqmem import memory_runs, ntm, tasks
-from seqmem.experiment import Record
+from seqmem.experiment import Record, merge_files
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "associative recall by a Neural Turing Machine: bit errors by number of items 2-12, trained on 2-6"
@@ -99,6 +105,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, out: str) -> None:
     parser.add_argument("--quick", action="store_true", help="a tiny run: 30 steps, 20 validation and 5 test "
                                                              "episodes per number of items")
     parser.add_argument("--save-params", action="store_true", help="save the best seed's parameters beside --out")
+    parser.add_argument("--combine", nargs="+", metavar="PART", help="join these results files (one seed "
+                        "each, run side by side) into --out instead of training")
     parser.add_argument("--out", default=out)
 
 
@@ -130,8 +138,26 @@ def arguments(argv=None) -> argparse.Namespace:
     return apply_quick(parser.parse_args(argv))
 
 
+def combine(parts: list[str], out: str) -> None:
+    """``--combine``: the parts joined into ``out``; the best seed's parameters (the lowest validation
+    cost in bits) copied beside it as ``out`` with the suffix .pt, if that seed's part saved them."""
+    data = merge_files(out, parts, key=("seed",))
+    best = min(data["runs"], key=lambda r: min(r["val_cost_bits"]))
+    for part in parts:
+        record = json.loads(Path(part).read_text())
+        saved = Path(part).with_suffix(".pt")
+        if best["seed"] in [r["seed"] for r in record["runs"]] and saved.exists():
+            assert torch.load(saved, weights_only=True)["seed"] == best["seed"], saved
+            shutil.copy(saved, Path(out).with_suffix(".pt"))
+            print(f"seed {best['seed']}'s parameters: {Path(out).with_suffix('.pt')}")
+    print(f"{out}: seeds {data['seeds']}")
+
+
 def run_seeds(args: argparse.Namespace, experiment: str, cfg: dict, build) -> None:
-    """Every seed of ``args.seeds`` into the results file ``args.out`` (one thread on the CPU)."""
+    """Every seed of ``args.seeds`` into the results file ``args.out`` (one thread on the CPU), or,
+    with ``--combine``, the parts joined into it."""
+    if args.combine:
+        return combine(args.combine, args.out)
     torch.set_num_threads(1)
     device = torch.device(args.device)
     record = Record(args.out, experiment, cfg, args.seeds, key=("seed",), order=lambda r: r["seed"],
