@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_sequence", "plot_heatmap", "plot_weightings", "use_cjk_font", "CJK_FONTS"]
+__all__ = ["plot_history", "plot_sequence", "plot_heatmap", "plot_weightings", "plot_halting", "plot_augmentations",
+           "use_cjk_font", "CJK_FONTS"]
 
 # Fonts with the Chinese characters of the lectures' examples (機器學習, 三千零一十二), best first:
 # Debian's fonts-noto-cjk (which `make book` installs as root), then the usual ones of macOS and Windows.
@@ -172,3 +173,81 @@ def plot_weightings(weightings, axes=None, xlabel: str = "slot i", fmt: str = ".
         ax.set(ylim=(low, high + 0.25 * (high - low)), xticks=slots, xlabel=xlabel)
         ax.set_title(title, fontsize=9)
     return axes
+
+
+def plot_halting(h, p, epsilon: float = 0.01, ax=None):
+    """One input step of ACT for one example: the halting units, their running sum and the weights.
+
+    ``h``: the halting units $h^n$ of the ponder steps computed, n = 1 ... (M values or fewer);
+    ``p``: the halting probabilities $p^n$ (``act.ACTStep.halting`` of the example: $h^n$ before
+    $N$, the remainder $R$ at $N$, zero after). Draws $h^n$ (light bars) and $p^n$ (dark bars) by
+    ponder step, the running sum of $h^n$ (a line) against the threshold $1 - \\epsilon$, and marks
+    $N$, $R$ and the ponder cost $N + R$. Returns the axes.
+    """
+    h, p = np.asarray(h, dtype=float), np.asarray(p, dtype=float)
+    if h.ndim != 1 or p.ndim != 1 or len(h) < 1 or len(h) > len(p):
+        raise ValueError(f"plot_halting expects h (n,) and p (M,) with 1 <= n <= M, got shapes {h.shape} and {p.shape}")
+    if not np.isclose(p.sum(), 1.0, atol=1e-4) or (p < 0).any():
+        raise ValueError(f"p must be a distribution over the ponder steps (non-negative, summing to one), "
+                         f"got a sum of {p.sum():.4f}")
+    ax = _axes(ax, figsize=(6, 3))
+    N = int(np.flatnonzero(p > 0)[-1]) + 1  # the last step with weight
+    R = p[N - 1]
+    steps = np.arange(1, len(p) + 1)
+    ax.bar(steps[:len(h)] - 0.18, h, width=0.36, color="C0", alpha=0.45, label="halting unit $h^n$")
+    ax.bar(steps + 0.18, p, width=0.36, color="C0", label="halting probability $p^n$")
+    ax.plot(steps[:len(h)], np.cumsum(h), "o-", color="C1", label="running sum of $h^n$")
+    ax.axhline(1 - epsilon, color="grey", ls=":", lw=1, label="$1 - \\epsilon$")
+    ax.annotate(f"R = {R:.2f}", (N + 0.18, R), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set(xlabel="ponder step n", ylim=(0, max(1.15, float(np.cumsum(h).max()) + 0.1)), xticks=steps,
+           title=f"N = {N}, ponder cost N + R = {N + R:.2f}")
+    ax.legend(fontsize=7, loc="upper left")
+    return ax
+
+
+def plot_augmentations(ax=None):
+    """The four ways of augmenting an RNN in one picture: an external memory, attention over the
+    input, adaptive computation time and a neural programmer, each a small sketch around the RNN
+    cell with a one-line caption. Returns the axes (their four titles are the captions' names)."""
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    ax = _axes(ax, figsize=(10, 3.2))
+    ax.set(xlim=(0, 4), ylim=(0, 1), xticks=[], yticks=[])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+    def box(x, y, w, h, text="", color="C0", alpha=0.25):
+        ax.add_patch(Rectangle((x, y), w, h, facecolor=color, alpha=alpha, edgecolor=color))
+        if text:
+            ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7)
+
+    def arrow(a, b, color="black"):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=8, color=color, lw=0.8))
+
+    panels = [("Neural Turing Machine", "reads and writes an external memory"),
+              ("Attentional interface", "focuses on parts of its input"),
+              ("Adaptive computation time", "varies its computation per step"),
+              ("Neural programmer", "calls operations, building a program")]
+    for k, (name, caption) in enumerate(panels):
+        x0 = k + 0.08
+        ax.text(k + 0.5, 0.97, name, ha="center", va="top", fontsize=9, weight="bold")
+        ax.text(k + 0.5, 0.04, caption, ha="center", va="bottom", fontsize=7)
+        box(x0 + 0.27, 0.42, 0.3, 0.16, "RNN")
+        if k == 0:  # memory: a grid of slots, a read and a write arrow
+            for i in range(6):
+                box(x0 + 0.05 + 0.12 * i, 0.72, 0.1, 0.1, color="C2")
+            arrow((x0 + 0.37, 0.58), (x0 + 0.3, 0.72), "C2")
+            arrow((x0 + 0.5, 0.72), (x0 + 0.47, 0.58), "C2")
+        elif k == 1:  # attention: lines from the inputs, one of them heavy
+            for i in range(6):
+                box(x0 + 0.05 + 0.12 * i, 0.16, 0.1, 0.1, color="C1")
+                arrow((x0 + 0.1 + 0.12 * i, 0.26), (x0 + 0.42, 0.42), "C1")
+        elif k == 2:  # ACT: the cell run again on the same input, weights per step
+            for i in range(3):
+                box(x0 + 0.27 + 0.05 * i, 0.62 + 0.06 * i, 0.3, 0.06, color="C3", alpha=0.15 + 0.15 * i)
+            arrow((x0 + 0.42, 0.2), (x0 + 0.42, 0.42))
+        else:  # the programmer: operations the controller weighs
+            for i, op in enumerate(("sum", "count", "greater", "print")):
+                box(x0 + 0.02 + 0.21 * i, 0.72, 0.19, 0.1, op, color="C4")
+                arrow((x0 + 0.42, 0.58), (x0 + 0.11 + 0.21 * i, 0.72), "C4")
+    return ax

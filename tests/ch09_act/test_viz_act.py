@@ -1,0 +1,46 @@
+"""seqmem.viz's figures of chapter 9: ACT's halting for one input step, the four augmentations."""
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from seqmem import viz  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_halting_draws_the_units_the_weights_their_sum_and_the_cost():
+    h = np.array([0.3, 0.4, 0.5])  # sums past 0.99 at the third step: N = 3, R = 0.3
+    p = np.array([0.3, 0.4, 0.3, 0.0, 0.0])
+    ax = viz.plot_halting(h, p, epsilon=0.01)
+    bars = [patch.get_height() for patch in ax.patches]
+    np.testing.assert_allclose(bars, [*h, *p])  # h^n, then p^n for every ponder step
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), np.cumsum(h))
+    assert ax.get_lines()[1].get_ydata()[0] == pytest.approx(0.99)  # the threshold
+    assert ax.get_title() == "N = 3, ponder cost N + R = 3.30"
+    assert any(t.get_text() == "R = 0.30" for t in ax.texts)
+
+
+def test_halting_refuses_what_is_not_a_halting_distribution():
+    with pytest.raises(ValueError, match="must be a distribution"):
+        viz.plot_halting([0.5, 0.6], [0.5, 0.6])
+    with pytest.raises(ValueError, match="expects h \\(n,\\) and p \\(M,\\)"):
+        viz.plot_halting([0.2, 0.2, 0.2], [0.5, 0.5])
+
+
+def test_the_augmentations_picture_has_four_named_panels():
+    ax = viz.plot_augmentations()
+    texts = [t.get_text() for t in ax.texts]
+    for name in ("Neural Turing Machine", "Attentional interface", "Adaptive computation time",
+                 "Neural programmer"):
+        assert name in texts
+    assert "RNN" in texts and texts.count("RNN") == 4  # the cell at the centre of each sketch
+    assert {"sum", "count", "greater", "print"} <= set(texts)
+    assert len(ax.patches) > 20
