@@ -221,8 +221,8 @@ def plot_augmentations(ax=None):
         if text:
             ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7)
 
-    def arrow(a, b, color="black"):
-        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=8, color=color, lw=0.8))
+    def arrow(a, b, color="black", lw=0.8, alpha=1.0):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=8, color=color, lw=lw, alpha=alpha))
 
     panels = [("Neural Turing Machine", "reads and writes an external memory"),
               ("Attentional interface", "focuses on parts of its input"),
@@ -238,13 +238,17 @@ def plot_augmentations(ax=None):
                 box(x0 + 0.05 + 0.12 * i, 0.72, 0.1, 0.1, color="C2")
             arrow((x0 + 0.37, 0.58), (x0 + 0.3, 0.72), "C2")
             arrow((x0 + 0.5, 0.72), (x0 + 0.47, 0.58), "C2")
-        elif k == 1:  # attention: lines from the inputs, one of them heavy
+        elif k == 1:  # attention: lines from the inputs, the one attended to heavy
             for i in range(6):
-                box(x0 + 0.05 + 0.12 * i, 0.16, 0.1, 0.1, color="C1")
-                arrow((x0 + 0.1 + 0.12 * i, 0.26), (x0 + 0.42, 0.42), "C1")
-        elif k == 2:  # ACT: the cell run again on the same input, weights per step
+                box(x0 + 0.05 + 0.12 * i, 0.16, 0.1, 0.1, color="C1", alpha=0.6 if i == 2 else 0.25)
+                heavy = i == 2
+                arrow((x0 + 0.1 + 0.12 * i, 0.26), (x0 + 0.42, 0.42), "C1", lw=2.5 if heavy else 0.6,
+                      alpha=1.0 if heavy else 0.4)
+        elif k == 2:  # ACT: the cell run again on the same input, n = 1, 2, 3, weighted
             for i in range(3):
-                box(x0 + 0.27 + 0.05 * i, 0.62 + 0.06 * i, 0.3, 0.06, color="C3", alpha=0.15 + 0.15 * i)
+                box(x0 + 0.27 + 0.05 * i, 0.62 + 0.08 * i, 0.3, 0.07, f"n = {i + 1}", color="C3",
+                    alpha=0.15 + 0.15 * i)
+            arrow((x0 + 0.42, 0.58), (x0 + 0.42, 0.62), "C3")
             arrow((x0 + 0.42, 0.2), (x0 + 0.42, 0.42))
         else:  # the programmer: operations the controller weighs
             for i, op in enumerate(("sum", "count", "greater", "print")):

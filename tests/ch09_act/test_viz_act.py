@@ -43,4 +43,7 @@ def test_the_augmentations_picture_has_four_named_panels():
         assert name in texts
     assert "RNN" in texts and texts.count("RNN") == 4  # the cell at the centre of each sketch
     assert {"sum", "count", "greater", "print"} <= set(texts)
+    assert {"n = 1", "n = 2", "n = 3"} <= set(texts)  # ACT's ponder steps
+    widths = [p.get_linewidth() for p in ax.patches]
+    assert max(widths) >= 2.5  # the attended input's arrow stands out
     assert len(ax.patches) > 20

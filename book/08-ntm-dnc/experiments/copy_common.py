@@ -34,23 +34,31 @@ DESCRIPTIONS = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of both scripts: seeds, budget, validation, test, batch size."""
+def add_shared_arguments(parser: argparse.ArgumentParser, test_size: int) -> None:
+    """The options of every training script of the chapter (copy, recall, the DNC's): seeds, merge,
+    budget, validation, the test's size (``test_size`` episodes per length or number of items),
+    batch size."""
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--merge", action="store_true", help="add these seeds' runs to the existing --out")
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--val-size", type=int, default=200)
-    parser.add_argument("--test-size", type=int, default=100)
-    parser.add_argument("--test-max-len", type=int, default=40)
+    parser.add_argument("--test-size", type=int, default=test_size)
     parser.add_argument("--batch-size", type=int, default=16)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, out: str) -> None:
-    """The options that end both command lines: the device, --quick, the results file."""
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of both copy scripts: the shared ones, 100 test sequences per length up to 40."""
+    add_shared_arguments(parser, test_size=100)
+    parser.add_argument("--test-max-len", type=int, default=40)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, out: str, per: str = "sequences per length") -> None:
+    """The options that end the command lines: the device, --quick (its test ``per`` length or size), the
+    results file."""
     parser.add_argument("--device", default="cpu", help="cpu (default, one thread), cuda, ...")
-    parser.add_argument("--quick", action="store_true", help="a tiny run: 30 steps, 20 validation and 5 test "
-                                                             "sequences per length")
+    parser.add_argument("--quick", action="store_true", help=f"a tiny run: 30 steps, 20 validation and 5 test "
+                                                             f"{per}")
     parser.add_argument("--out", default=out)
 
 
@@ -90,12 +98,19 @@ def run(cfg: dict, seed: int, device, build: Callable, optimizer: Callable) -> d
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-def main(args: argparse.Namespace, experiment: str, cfg: dict, build: Callable, optimizer: Callable) -> None:
-    """Run every seed of ``args.seeds`` into the results file ``args.out`` (one thread on the CPU)."""
+def seed_record(args: argparse.Namespace, experiment: str, cfg: dict) -> tuple[torch.device, Record]:
+    """The device of ``--device`` (one thread on the CPU) and the results file ``--out`` of one run per
+    seed (``--merge``: added to the file there)."""
     torch.set_num_threads(1)
     device = torch.device(args.device)
     record = Record(args.out, experiment, cfg, args.seeds, key=("seed",), order=lambda r: r["seed"],
                     merge=args.merge, device=f"{device}, 1 thread" if device.type == "cpu" else str(device))
+    return device, record
+
+
+def main(args: argparse.Namespace, experiment: str, cfg: dict, build: Callable, optimizer: Callable) -> None:
+    """Run every seed of ``args.seeds`` into the results file ``args.out`` (one thread on the CPU)."""
+    device, record = seed_record(args, experiment, cfg)
     for seed in args.seeds:
         row = run(cfg, seed, device, build, optimizer)
         record.add(row)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+import copy_common
 import seqmem
 from seqmem import dnc, memory_runs, tasks
 from seqmem.experiment import Record
@@ -98,13 +99,7 @@ def run(cfg: dict, seed: int, device) -> tuple[dict, dict]:
 def arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", choices=["copy", "series"], default="copy")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--merge", action="store_true", help="add these seeds' runs to the existing --out")
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--val-size", type=int, default=200)
-    parser.add_argument("--test-size", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=16)
+    copy_common.add_shared_arguments(parser, test_size=200)
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--memory-slots", type=int, default=15)
     parser.add_argument("--word-size", type=int, default=12)

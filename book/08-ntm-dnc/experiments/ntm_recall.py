@@ -41,8 +41,9 @@ from pathlib import Path
 
 import torch
 
+import copy_common
 from seqmem import memory_runs, ntm, tasks
-from seqmem.experiment import Record, merge_files
+from seqmem.experiment import merge_files
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "associative recall by a Neural Turing Machine: bit errors by number of items 2-12, trained on 2-6"
@@ -86,34 +87,24 @@ def run(cfg: dict, seed: int, device, build) -> tuple[dict, dict]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options both recall scripts share: seeds, budget, validation, test, batch size, optimiser."""
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--merge", action="store_true", help="add these seeds' runs to the existing --out")
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--val-size", type=int, default=200)
-    parser.add_argument("--test-size", type=int, default=200)
+    """The options both recall scripts share: the chapter's (``copy_common``), 200 test episodes per
+    number of items up to 12, the optimiser's."""
+    copy_common.add_shared_arguments(parser, test_size=200)
     parser.add_argument("--test-max-items", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--clip-norm", type=float, default=10.0)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, out: str) -> None:
-    """The options that end both command lines: the device, --quick, --save-params, the results file."""
-    parser.add_argument("--device", default="cpu", help="cpu (default, one thread), cuda, ...")
-    parser.add_argument("--quick", action="store_true", help="a tiny run: 30 steps, 20 validation and 5 test "
-                                                             "episodes per number of items")
+    """The options that end both command lines: the device, --quick, the results file (``copy_common``),
+    --save-params and --combine."""
+    copy_common.add_run_arguments(parser, out, per="episodes per number of items")
     parser.add_argument("--save-params", action="store_true", help="save the best seed's parameters beside --out")
     parser.add_argument("--combine", nargs="+", metavar="PART", help="join these results files (one seed "
                         "each, run side by side) into --out instead of training")
-    parser.add_argument("--out", default=out)
 
 
-def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
-    if args.quick:
-        args.steps, args.eval_every, args.val_size, args.test_size = 30, 15, 20, 5
-    return args
+apply_quick = copy_common.apply_quick  # 30 steps, 20 validation and 5 test episodes
 
 
 #: The configuration's descriptions that both scripts share (the data, the loss, the test, the selection).
@@ -158,10 +149,7 @@ def run_seeds(args: argparse.Namespace, experiment: str, cfg: dict, build) -> No
     with ``--combine``, the parts joined into it."""
     if args.combine:
         return combine(args.combine, args.out)
-    torch.set_num_threads(1)
-    device = torch.device(args.device)
-    record = Record(args.out, experiment, cfg, args.seeds, key=("seed",), order=lambda r: r["seed"],
-                    merge=args.merge, device=f"{device}, 1 thread" if device.type == "cpu" else str(device))
+    device, record = copy_common.seed_record(args, experiment, cfg)
     best_cost = float("inf")
     for seed in args.seeds:
         row, state = run(cfg, seed, device, build)
