@@ -95,9 +95,11 @@ from .ntm import NTMCell, NTMState, address, interpolate, sharpen, shift
 from .dnc import (DNCCell, DNCInterface, DNCState, allocation_weighting, dnc_step, precedence_weighting,
                   retention_vector, temporal_link_matrix, usage_vector)
 
-# Chapter 9: adaptive computation time
+# Chapter 9: adaptive computation time and the Neural Programmer
 from . import act
 from .act import ACTCell, ACTState, RepeatCell
+from . import programmer
+from .programmer import NeuralProgrammer
 
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
@@ -147,7 +149,7 @@ __all__ = [
     "dnc", "DNCCell", "DNCInterface", "DNCState", "dnc_step", "allocation_weighting", "retention_vector",
     "usage_vector", "temporal_link_matrix", "precedence_weighting", "memory_runs",
     # chapter 9
-    "act", "ACTCell", "ACTState", "RepeatCell",
+    "act", "ACTCell", "ACTState", "RepeatCell", "programmer", "NeuralProgrammer",
     # every chapter
     "tasks", "viz", "grading",
 ]

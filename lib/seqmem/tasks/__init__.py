@@ -19,14 +19,16 @@ generator's device, then moved: the same seed gives the same data everywhere).
 - ``seqmem.tasks.babi``: bAbI-style stories (tasks 1, 2 and 16: one and two supporting facts,
   basic induction) with their answers and supporting facts, and their encoding for a memory
   network (chapter 5); the test split never shares a story with the training split.
+- ``seqmem.tasks.tables``: tables of integers with templated questions and their exact answers, a
+  number or cells of the table, for the Neural Programmer (chapter 9).
 
 The sequence-to-sequence tasks of chapter 4 return ``seqmem.text.Pairs`` (``digit_captions``:
 ``Captions``): padded source and target ids, the target ending with EOS, and the texts; each task's
 vocabularies come from a function (``symbol_vocab``, ``number_vocabs``, ``date_vocabs``,
 ``caption_vocab``), so a model can be built before any data are drawn.
 
-Everything is also importable from ``seqmem.tasks`` itself. Later chapters add their kinds
-(geometry, tables) as modules of their own.
+Everything is also importable from ``seqmem.tasks`` itself. The later chapters' kinds (geometry,
+scenes, documents, tables) are modules of their own.
 """
 from ..core import IGNORE_INDEX
 from . import algorithmic, babi, counting, digits, language, translation
@@ -55,6 +57,9 @@ from .geometry import (PointerData, argsort, convex_hull, convex_hulls, cycle_le
 from . import memory
 from .memory import (MemoryBatch, associative_recall, bit_errors, copy_sequences, copy_series, repeat_copy,
                      repeat_encoding, sequence_cost)
+from . import tables
+from .tables import (MULTI_COLUMN_KINDS, TABLE_COLUMNS, TABLE_KINDS, Tables, reference_program, table_question_text,
+                     table_questions, table_vocab)
 
 __all__ = [
     "IGNORE_INDEX", "algorithmic", "babi", "counting", "digits", "language", "translation",
@@ -91,4 +96,7 @@ __all__ = [
     # memory tasks of the Neural Turing Machine (chapter 8)
     "memory", "MemoryBatch", "copy_sequences", "copy_series", "repeat_copy", "associative_recall", "repeat_encoding",
     "bit_errors", "sequence_cost",
+    # tables with templated questions (chapter 9)
+    "tables", "Tables", "table_questions", "table_vocab", "table_question_text", "reference_program", "TABLE_KINDS",
+    "MULTI_COLUMN_KINDS", "TABLE_COLUMNS",
 ]
