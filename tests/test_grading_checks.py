@@ -18,7 +18,7 @@ from torch.nn import functional as F
 import seqmem
 from conftest import ROOT
 from seqmem import grading
-from seqmem.grading import guard, hw1, hw2, hw3, hw4, hw5, hw6, hw7
+from seqmem.grading import guard, hw1, hw2, hw3, hw4, hw5, hw6, hw7, hw8
 
 CHECKS = {"rnn_forward_padded": hw1.check_rnn_forward_padded, "bptt_with_readout": hw1.check_bptt_with_readout,
           "clip_grads_": hw1.check_clip_grads_, "lstm_backward": hw2.check_lstm_backward,
@@ -34,7 +34,8 @@ CHECKS = {"rnn_forward_padded": hw1.check_rnn_forward_padded, "bptt_with_readout
           "pointer_log_probs": hw6.check_pointer_log_probs, "greedy_pointer_step": hw6.check_greedy_pointer_step,
           "hull_coverage": hw6.check_hull_coverage, "tour_length": hw6.check_tour_length,
           "content_weights": hw7.check_content_weights, "location_weights": hw7.check_location_weights,
-          "write_heads": hw7.check_write_heads, "allocation_weights": hw7.check_allocation_weights}
+          "write_heads": hw7.check_write_heads, "allocation_weights": hw7.check_allocation_weights,
+          "act_halting": hw8.check_act_halting, "soft_step": hw8.check_soft_step}
 HOMEWORKS = sorted(p.name for p in (ROOT / "solutions").glob("hw*"))
 
 
@@ -541,12 +542,12 @@ def test_the_hidden_cases_cover_the_edges():
 def test_the_checks_own_answers_are_blocked_for_every_item(item):
     """``import seqmem`` reaches seqmem.grading: a check's reference would be a one-line answer."""
     blocked_targets = guard.references(item)
-    for module in (hw1, hw2, hw3, hw4, hw5, hw6, hw7):
+    for module in (hw1, hw2, hw3, hw4, hw5, hw6, hw7, hw8):
         for name, fn in vars(module).items():
             if name.endswith("_reference") and callable(fn):
                 assert fn in blocked_targets, f"{module.__name__}.{name} is not blocked for {item}"
     assert all(f in blocked_targets for f in hw3.GRADER_HELPERS + hw4.GRADER_HELPERS + hw5.GRADER_HELPERS
-               + hw6.GRADER_HELPERS + hw7.GRADER_HELPERS)
+               + hw6.GRADER_HELPERS + hw7.GRADER_HELPERS + hw8.GRADER_HELPERS)
 
 
 @pytest.mark.parametrize("item, answer", [

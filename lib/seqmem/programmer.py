@@ -131,8 +131,18 @@ def _extremes(row_select: torch.Tensor, table: torch.Tensor, beats: str) -> torc
     return row_select[:, :, None] * keep.prod(dim=2)  # (B, M, C)
 
 
+def _compare(difference: torch.Tensor, width: float) -> torch.Tensor:
+    """1 where ``difference`` > 0, else 0; with ``width`` > 0 its gradient is that of
+    sigmoid(difference / width) (straight through: the value stays exact, the pivot gets a gradient)."""
+    hard = (difference > 0).to(difference.dtype)
+    if width <= 0 or not difference.requires_grad:
+        return hard
+    soft = torch.sigmoid(difference / width)
+    return hard + soft - soft.detach()
+
+
 def operation_step(state: ProgramState, alpha_op: torch.Tensor, alpha_col: torch.Tensor, table: torch.Tensor,
-                   pivots: torch.Tensor) -> ProgramState:
+                   pivots: torch.Tensor, width: float = 0.0) -> ProgramState:
     """One soft step of the program: every operation on every column, weighed by the selector.
 
     Args:
@@ -141,6 +151,8 @@ def operation_step(state: ProgramState, alpha_op: torch.Tensor, alpha_col: torch
         alpha_col: (B, C) the weights of the columns.
         table: (B, M, C) the tables' values.
         pivots: (B, 2) the pivots of greater and of lesser.
+        width: 0, the paper's comparisons, whose gradient with respect to the pivot is zero; > 0,
+            the same values with the gradient of a sigmoid of that width (in the table's units).
 
     Returns:
         The next ``ProgramState``: $rs_t$, $rs_{t-1}$, $(s_t, s_{t-1}, s_{t-2})$ and $\\ell_t$.
@@ -161,8 +173,8 @@ def operation_step(state: ProgramState, alpha_op: torch.Tensor, alpha_col: torch
     difference = state.scalars[:, 2] - state.scalars[:, 0]  # s_{t-3} - s_{t-1}
     scalar = a["count"] * count + a["difference"] * difference + a["sum"] * (alpha_col * sums).sum(dim=1)
     # row operations
-    greater = (table > pivots[:, 0, None, None]).to(table.dtype)  # (B, M, C)
-    lesser = (table < pivots[:, 1, None, None]).to(table.dtype)
+    greater = _compare(table - pivots[:, 0, None, None], width)  # (B, M, C)
+    lesser = _compare(pivots[:, 1, None, None] - table, width)
     per_column = (a["greater"][:, None, None] * greater + a["lesser"][:, None, None] * lesser
                   + a["argmax"][:, None, None] * _extremes(rs, table, ">")
                   + a["argmin"][:, None, None] * _extremes(rs, table, "<"))  # (B, M, C)
@@ -210,8 +222,9 @@ class NeuralProgrammer(nn.Module):
     returns a ``ProgramOutput``.
     """
 
-    def __init__(self, vocab_size: int, d: int = 64, steps: int = 5):
+    def __init__(self, vocab_size: int, d: int = 64, steps: int = 5, width: float = 0.0):
         super().__init__()
+        self.width = width
         for name, value in (("vocab_size", vocab_size), ("d", d), ("steps", steps)):
             check_positive_int(name, value)
         self.d, self.steps = d, steps
@@ -270,7 +283,7 @@ class NeuralProgrammer(nn.Module):
             alpha_col = torch.softmax(torch.einsum("bcd,bd->bc", P, torch.tanh(self.select_col(x))), dim=-1)  # (B, C)
             if hard:
                 alpha_op, alpha_col = _hard(alpha_op), _hard(alpha_col)
-            state = operation_step(state, alpha_op, alpha_col, table, pivots)
+            state = operation_step(state, alpha_op, alpha_col, table, pivots, self.width)
             c = torch.cat([alpha_op @ U, torch.einsum("bc,bcd->bd", alpha_col, P)], dim=1)  # (B, 2d)
             h, _ = self.history_rnn(h, c)
             alphas_op.append(alpha_op)
@@ -281,15 +294,22 @@ class NeuralProgrammer(nn.Module):
                              beta, pivots, torch.stack(selects, 1), torch.stack(scalars, 1))
 
 
-def programmer_loss(out: ProgramOutput, batch, delta: float = 10.0, lookup_weight: float = 50.0) -> torch.Tensor:
+def programmer_loss(out: ProgramOutput, batch, delta: float = 10.0, lookup_weight: float = 50.0,
+                    empty_lookup: bool = False) -> torch.Tensor:
     """The paper's loss, averaged over the batch: Huber(delta) on the scalar answers, lookup_weight times
-    the cells' mean binary cross-entropy on the lookup answers."""
+    the cells' mean binary cross-entropy on the lookup answers.
+
+    ``empty_lookup``: score the lookup of the scalar questions too, against their answer's cells:
+    none. Without it nothing stops a scalar answer from being shrunk by the weight of assign (whose
+    scalar is 0): 0.97 assign and 0.03 sum give about a count.
+    """
     a = (out.scalar - batch.scalar_answers).abs()
     huber = torch.where(a <= delta, 0.5 * a ** 2, delta * a - 0.5 * delta ** 2)  # (B,)
     lookup = out.lookup.clamp(1e-6, 1 - 1e-6)
     cells = F.binary_cross_entropy(lookup, batch.lookup_answers, reduction="none").mean(dim=(1, 2))  # (B,)
     scalar = batch.is_scalar.to(huber.dtype)
-    return (scalar * huber + (1 - scalar) * lookup_weight * cells).mean()
+    lookup_part = lookup_weight * cells if empty_lookup else (1 - scalar) * lookup_weight * cells
+    return (scalar * huber + lookup_part).mean()
 
 
 def answers_correct(out: ProgramOutput, batch) -> torch.Tensor:

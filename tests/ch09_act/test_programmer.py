@@ -211,6 +211,14 @@ def test_the_loss_is_huber_on_scalars_and_weighted_cross_entropy_on_lookups():
             total += lam * sum(ce) / len(ce)
     assert batch.is_scalar.any() and (~batch.is_scalar).any()
     assert math.isclose(float(loss), total / 6, rel_tol=1e-5)
+    # empty_lookup: the scalar questions' lookups are scored too, against no cells
+    extra = 0.0
+    for b in range(6):
+        if batch.is_scalar[b]:
+            p = out.lookup[b].flatten().tolist()
+            extra += lam * sum(-math.log(max(1 - q, 1e-6)) for q in p) / len(p)
+    both = P.programmer_loss(out, batch, delta=delta, lookup_weight=lam, empty_lookup=True)
+    assert extra > 0 and math.isclose(float(both), (total + extra) / 6, rel_tol=1e-5)
 
 
 def test_the_answer_rule_reads_the_last_steps_assign_weight():
@@ -296,3 +304,22 @@ def test_it_learns_to_write_the_programs_of_three_kinds():
         assert (ops[at, -1] == OPS.index(last)).float().mean() > 0.95, kind
     greater = test.kinds == KINDS.index("sum_greater")
     assert (ops[greater, :-1] == OPS.index("greater")).any(1).float().mean() > 0.95  # it selects rows first
+
+
+def test_a_comparison_width_keeps_the_values_and_gives_the_pivot_a_gradient():
+    B, M, C = 3, 6, 2
+    table, state, piv = _random_state(B, M, C, seed=60)
+    alpha_op = torch.softmax(torch.randn(B, len(OPS), generator=gen(61), dtype=torch.float64), -1)
+    alpha_col = torch.softmax(torch.randn(B, C, generator=gen(62), dtype=torch.float64), -1)
+    grads = {}
+    for width in (0.0, 1.0):
+        p = (piv + 0.3).requires_grad_()
+        new = P.operation_step(state, alpha_op, alpha_col, table, p, width=width)
+        total = new.row_select.sum()
+        grad = torch.autograd.grad(total, p)[0] if total.requires_grad else None
+        grads[width] = (new.row_select.detach(), grad)
+    torch.testing.assert_close(grads[0.0][0], grads[1.0][0])  # the same values, exactly
+    assert grads[0.0][1] is None  # the paper's step functions: no gradient reaches the pivot
+    assert (grads[1.0][1].abs() > 0).all()
+    # greater's pivot: raising it selects fewer rows, so the selection's gradient is negative
+    assert (grads[1.0][1][:, 0] < 0).all() and (grads[1.0][1][:, 1] > 0).all()

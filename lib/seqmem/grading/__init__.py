@@ -26,6 +26,7 @@ from .hw5 import (check_masked_self_attention_block, check_merge_heads, check_mu
                   check_positional_encoding, check_split_heads)
 from .hw6 import check_greedy_pointer_step, check_hull_coverage, check_pointer_log_probs, check_tour_length
 from .hw7 import check_allocation_weights, check_content_weights, check_location_weights, check_write_heads
+from .hw8 import check_act_halting, check_soft_step
 
 __all__ = ["ReferenceBlocked", "blocked", "set_grading_seed",
            "check_rnn_forward_padded", "check_bptt_with_readout", "check_clip_grads_",
@@ -36,4 +37,4 @@ __all__ = ["ReferenceBlocked", "blocked", "set_grading_seed",
            "check_copy_mixture", "check_positional_encoding", "check_split_heads", "check_merge_heads", "check_multi_head_attention",
            "check_masked_self_attention_block", "check_pointer_log_probs", "check_greedy_pointer_step",
            "check_hull_coverage", "check_tour_length", "check_content_weights", "check_location_weights",
-           "check_write_heads", "check_allocation_weights"]
+           "check_write_heads", "check_allocation_weights", "check_act_halting", "check_soft_step"]
