@@ -43,7 +43,11 @@ the paper):
    \alpha(\mathrm{reset}) + \sum_j \alpha^{col}(j)\,[\alpha(\mathrm{greater})\,g[:, j] + \dots]$.
    A comparison's pivot is one of the question's numbers, chosen by attention too:
    $\beta_{op} = \mathrm{softmax}_k(z_{p_k - 1} \cdot U_{op})$ over the states at the words left of
-   the numbers (at positions $p_k$), $\mathrm{pivot}_{op} = \sum_k \beta_{op}(k)\, n_k$;
+   the numbers (at positions $p_k$), $\mathrm{pivot}_{op} = \sum_k \beta_{op}(k)\, n_k$. The
+   comparisons are step functions of the pivot, so in the paper no gradient reaches $\beta$ (it can
+   only align by way of U and the question RNN, which the selector trains); here ``width`` > 0
+   gives the comparisons the gradient of a sigmoid of that width (their values stay exact), and
+   $\beta$ learns which number belongs to which comparison;
 4. **the history RNN**: $h_t = \tanh(W^{h}[c_t; h_{t-1}])$ with $c_t = [\alpha^{op\top}_t U;
    \alpha^{col\top}_t P]$, what was chosen, so that the next step can choose what follows.
 
@@ -57,8 +61,11 @@ much helped by annealed Gaussian noise on the gradient, of variance $\eta / (1 +
 update t (``add_gradient_noise``; Neelakantan et al. 2015).
 
 ``operation_step(state, alpha_op, alpha_col, table, pivots)`` is one step of the soft program (item
-3) for a batch; ``NeuralProgrammer`` is the whole model; ``forward(batch, hard=True)`` runs the
-program the selector prefers, the argmax operation, column and pivot at every step, exactly.
+3) for a batch; ``NeuralProgrammer`` is the whole model; ``forward(batch, hard=True)`` runs a
+discrete program exactly: at every step the argmax operation and column, and the argmax pivot, fed
+to the history RNN as one-hot choices (greedy decoding, our choice; the paper's released code keeps
+the soft weights in the history at test time). With ties in a column, argmax and argmin keep every
+tied row (``tasks.table_questions`` draws distinct values).
 
 Dimensions: B batch, L question words, K numbers in a question, M rows, C columns, O operations,
 T program steps, d the embedding and RNN size.
@@ -138,7 +145,7 @@ def _compare(difference: torch.Tensor, width: float) -> torch.Tensor:
     if width <= 0 or not difference.requires_grad:
         return hard
     soft = torch.sigmoid(difference / width)
-    return hard + soft - soft.detach()
+    return hard + (soft - soft.detach())  # hard + exactly 0: the values stay exact
 
 
 def operation_step(state: ProgramState, alpha_op: torch.Tensor, alpha_col: torch.Tensor, table: torch.Tensor,
@@ -217,16 +224,20 @@ class NeuralProgrammer(nn.Module):
         vocab_size: the question and column-name vocabulary (``len(tasks.table_vocab())``).
         d: the size of the word and operation embeddings and of both RNNs (the paper's 256).
         steps: T, the program's length (the paper's 4; 5 lets a difference of two counts be written).
+        width: the comparisons' gradient with respect to the pivots, a sigmoid's width in the table's
+            units (``operation_step``); 0 is the paper's, which gives the pivot attention no gradient.
 
     ``forward(batch, hard=False)`` takes a ``seqmem.tasks.Tables`` (or anything with its fields) and
     returns a ``ProgramOutput``.
     """
 
-    def __init__(self, vocab_size: int, d: int = 64, steps: int = 5, width: float = 0.0):
+    def __init__(self, vocab_size: int, d: int = 64, steps: int = 5, width: float = 1.0):
         super().__init__()
-        self.width = width
         for name, value in (("vocab_size", vocab_size), ("d", d), ("steps", steps)):
             check_positive_int(name, value)
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) or width < 0:
+            raise ValueError(f"width must be a finite number >= 0, got {width!r}")
+        self.width = float(width)
         self.d, self.steps = d, steps
         self.embedding = nn.Embedding(vocab_size, d, padding_idx=0)  # V, and P for the column names
         self.question_rnn = RNNCell(d, d)
@@ -238,10 +249,11 @@ class NeuralProgrammer(nn.Module):
     def _question(self, batch):
         questions, lengths = batch.questions, batch.lengths
         if not isinstance(questions, torch.Tensor) or questions.dim() != 2 or questions.dtype != torch.long:
-            raise ValueError(f"questions must be long word ids (B, L), got {getattr(questions, 'shape', questions)}")
+            raise ValueError(f"questions must be long word ids (B, L), got {_describe(questions)}")
         B, L = questions.shape
-        if tuple(lengths.shape) != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > L:
-            raise ValueError(f"lengths must be (B,) = ({B},) in 1 ... {L}, got {tuple(lengths.shape)}")
+        if (not isinstance(lengths, torch.Tensor) or tuple(lengths.shape) != (B,) or lengths.dtype != torch.long
+                or int(lengths.min()) < 1 or int(lengths.max()) > L):
+            raise ValueError(f"lengths must be long (B,) = ({B},) in 1 ... {L}, got {_describe(lengths)}")
         z, _ = unroll(self.question_rnn, self.embedding(questions))  # (B, L, d)
         q = z[torch.arange(B, device=z.device), lengths - 1]  # (B, d): the state at the last word
         return z, q
@@ -253,6 +265,14 @@ class NeuralProgrammer(nn.Module):
         if numbers.dim() != 2 or numbers.shape[0] != B or not shapes_agree:
             raise ValueError(f"numbers, number_positions and number_mask must share one shape (B, K) with B = {B}, "
                              f"got {tuple(numbers.shape)}, {tuple(positions.shape)}, {tuple(mask.shape)}")
+        if mask.dtype != torch.bool or positions.dtype != torch.long:
+            raise ValueError(f"number_mask must be bool and number_positions long, got {mask.dtype} and {positions.dtype}")
+        if numbers.dtype != z.dtype:
+            raise ValueError(f"numbers must have the model's dtype {z.dtype}, got {numbers.dtype}")
+        inside = (positions >= 1) & (positions < batch.lengths[:, None])  # a word to the left, in the question
+        if bool((mask & ~inside).any()):
+            raise ValueError("every number's position must be in 1 ... length - 1 (the model reads the word left of "
+                             f"it), got positions {positions[mask & ~inside].tolist()}")
         left = (positions - 1).clamp(min=0)  # the word left of each number
         keys = z.gather(1, left[:, :, None].expand(-1, -1, z.shape[2]))  # (B, K, d)
         U = self.operations[[_OP["greater"], _OP["lesser"]]]  # (2, d)
@@ -265,6 +285,9 @@ class NeuralProgrammer(nn.Module):
         table = batch.tables
         _check_table(table)
         B, M, C = table.shape
+        if table.dtype != self.operations.dtype or table.device != self.operations.device:
+            raise ValueError(f"tables must be {self.operations.dtype} on {self.operations.device} like the model's "
+                             f"parameters, got {table.dtype} on {table.device}")
         if tuple(batch.columns.shape) != (B, C):
             raise ValueError(f"columns must be (B, C) = ({B}, {C}) column-name ids, got {tuple(batch.columns.shape)}")
         z, q = self._question(batch)
@@ -294,19 +317,38 @@ class NeuralProgrammer(nn.Module):
                              beta, pivots, torch.stack(selects, 1), torch.stack(scalars, 1))
 
 
+def _describe(t) -> str:
+    return f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def _check_answers(out: ProgramOutput, batch) -> None:
+    """The answers' shapes must match the output's: no broadcasting of a (B, 1) against a (B,)."""
+    B = out.scalar.shape[0]
+    expected = {"scalar_answers": (B,), "is_scalar": (B,), "lookup_answers": tuple(out.lookup.shape)}
+    for name, shape in expected.items():
+        t = getattr(batch, name)
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape} to match the output, got {_describe(t)}")
+    if batch.is_scalar.dtype != torch.bool:
+        raise ValueError(f"is_scalar must be bool, got {batch.is_scalar.dtype}")
+
+
 def programmer_loss(out: ProgramOutput, batch, delta: float = 10.0, lookup_weight: float = 50.0,
                     empty_lookup: bool = False) -> torch.Tensor:
     """The paper's loss, averaged over the batch: Huber(delta) on the scalar answers, lookup_weight times
-    the cells' mean binary cross-entropy on the lookup answers.
+    the cells' mean binary cross-entropy on the lookup answers. ``out.scalar`` and the batch's
+    ``scalar_answers`` and ``is_scalar`` are (B,), ``out.lookup`` and ``lookup_answers`` (B, M, C).
 
     ``empty_lookup``: score the lookup of the scalar questions too, against their answer's cells:
     none. Without it nothing stops a scalar answer from being shrunk by the weight of assign (whose
     scalar is 0): 0.97 assign and 0.03 sum give about a count.
     """
+    _check_answers(out, batch)
     a = (out.scalar - batch.scalar_answers).abs()
     huber = torch.where(a <= delta, 0.5 * a ** 2, delta * a - 0.5 * delta ** 2)  # (B,)
-    lookup = out.lookup.clamp(1e-6, 1 - 1e-6)
-    cells = F.binary_cross_entropy(lookup, batch.lookup_answers, reduction="none").mean(dim=(1, 2))  # (B,)
+    y, ell = batch.lookup_answers, out.lookup
+    eps = 1e-6  # inside the logarithms, so that a cell at 0 or 1 still gets its gradient
+    cells = -(y * torch.log(ell + eps) + (1 - y) * torch.log(1 - ell + eps)).mean(dim=(1, 2))  # (B,)
     scalar = batch.is_scalar.to(huber.dtype)
     lookup_part = lookup_weight * cells if empty_lookup else (1 - scalar) * lookup_weight * cells
     return (scalar * huber + lookup_part).mean()
@@ -316,6 +358,7 @@ def answers_correct(out: ProgramOutput, batch) -> torch.Tensor:
     """(B,) bool: the model's answer is right. It answers with the lookup when its last step gives assign
     more than half the weight: then the cells above 0.5 must be exactly the answer's; else the scalar,
     rounded, must equal the answer."""
+    _check_answers(out, batch)
     says_lookup = out.alpha_op[:, -1, _OP["assign"]] > 0.5
     scalar_right = (out.scalar - batch.scalar_answers).abs() < 0.5
     cells = (out.lookup > 0.5).to(batch.lookup_answers.dtype)

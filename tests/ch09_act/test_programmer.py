@@ -3,9 +3,9 @@
 Pinned here: every operation, chosen alone, computes what the paper's table says (against loops
 written out here); a soft step is the mixture of the hard steps, weighed by alpha_op x alpha_col;
 the reference programs of ``tasks.reference_program`` executed step by step answer every question
-exactly; the model's shapes and its hard programs; the gradient reaches every part (question RNN,
-selector, history RNN, embeddings and the pivot attention); the Huber and lookup losses against
-hand computations; the answer rule; the annealed gradient noise's size; and bad inputs.
+exactly; the model's shapes and its hard (greedy) programs; the gradient reaches every parameter,
+and the pivot attention only with a comparison width; the Huber and lookup losses against hand
+computations; the answer rule; the annealed gradient noise's size; and bad inputs.
 """
 import math
 
@@ -153,7 +153,8 @@ def _model(d=16, steps=5, seed=0, dev="cpu"):
 
 @pytest.mark.parametrize("dev", DEVICES)
 def test_the_model_returns_every_steps_choices_and_its_hard_program(dev):
-    batch = tasks.table_questions(7, rows=6, columns=3, generator=gen(30), device=dev)
+    batch = tasks.table_questions(7, rows=6, columns=3, kinds=["sum", "count_between", "sum_where_greater"],
+                                  generator=gen(30), device=dev)
     net = _model(dev=dev)
     out = net(batch)
     B, M, C, T, O = 7, 6, 3, 5, len(OPS)
@@ -164,6 +165,7 @@ def test_the_model_returns_every_steps_choices_and_its_hard_program(dev):
     torch.testing.assert_close(out.alpha_op.sum(-1), torch.ones(B, T, device=dev))
     torch.testing.assert_close(out.alpha_col.sum(-1), torch.ones(B, T, device=dev))
     has = batch.number_mask.any(1)
+    assert has.any() and (~has).any() and (batch.number_mask.sum(1) == 2).any()
     torch.testing.assert_close(out.beta.sum(-1)[has], torch.ones(int(has.sum()), 2, device=dev))
     assert (out.beta[~has] == 0).all() and (out.pivots[~has] == 0).all()
     torch.testing.assert_close(out.scalars[:, -1], out.scalar)
@@ -179,9 +181,12 @@ def test_the_model_returns_every_steps_choices_and_its_hard_program(dev):
     for t in range(T):
         x = torch.cat([q, h], 1)
         assert torch.equal((torch.tanh(net.select_op(x)) @ net.operations.T).argmax(-1), hard_ops[:, t])
+        column_scores = torch.einsum("bcd,bd->bc", P_, torch.tanh(net.select_col(x)))
+        assert torch.equal(column_scores.argmax(-1), hard_cols[:, t])
         c = torch.cat([hard.alpha_op[:, t] @ net.operations, torch.einsum("bc,bcd->bd", hard.alpha_col[:, t], P_)], 1)
         h, _ = net.history_rnn(h, c)
-    chosen = hard.beta.argmax(-1)  # the hard pivot is one of the question's numbers
+    chosen = out.beta.argmax(-1)  # the hard pivot: the number the soft attention prefers
+    assert torch.equal(hard.beta.argmax(-1)[has], chosen[has])
     torch.testing.assert_close(hard.pivots[has], batch.numbers[has].gather(1, chosen[has]))
 
 
@@ -191,6 +196,20 @@ def test_the_gradient_reaches_every_part_of_the_model():
     P.programmer_loss(net(batch), batch).backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("width", [0.0, 1.0])
+def test_the_pivot_attention_learns_only_with_a_comparison_width(width):
+    batch = tasks.table_questions(32, kinds=["count_between", "difference"], generator=gen(34))
+    torch.manual_seed(0)
+    net = P.NeuralProgrammer(len(tasks.table_vocab()), d=16, width=width)
+    out = net(batch)
+    out.beta.retain_grad()
+    P.programmer_loss(out, batch).backward()
+    if width == 0:  # the paper's step functions: nothing reaches beta
+        assert out.beta.grad is None or (out.beta.grad == 0).all()
+    else:
+        assert out.beta.grad.abs().sum() > 0
 
 
 def test_the_loss_is_huber_on_scalars_and_weighted_cross_entropy_on_lookups():
@@ -207,7 +226,7 @@ def test_the_loss_is_huber_on_scalars_and_weighted_cross_entropy_on_lookups():
             total += 0.5 * a * a if a <= delta else delta * a - 0.5 * delta * delta
         else:
             p, y = out.lookup[b].flatten().tolist(), batch.lookup_answers[b].flatten().tolist()
-            ce = [-(t * math.log(max(q, 1e-6)) + (1 - t) * math.log(max(1 - q, 1e-6))) for q, t in zip(p, y)]
+            ce = [-(t * math.log(q + 1e-6) + (1 - t) * math.log(1 - q + 1e-6)) for q, t in zip(p, y)]
             total += lam * sum(ce) / len(ce)
     assert batch.is_scalar.any() and (~batch.is_scalar).any()
     assert math.isclose(float(loss), total / 6, rel_tol=1e-5)
@@ -216,7 +235,7 @@ def test_the_loss_is_huber_on_scalars_and_weighted_cross_entropy_on_lookups():
     for b in range(6):
         if batch.is_scalar[b]:
             p = out.lookup[b].flatten().tolist()
-            extra += lam * sum(-math.log(max(1 - q, 1e-6)) for q in p) / len(p)
+            extra += lam * sum(-math.log(1 - q + 1e-6) for q in p) / len(p)
     both = P.programmer_loss(out, batch, delta=delta, lookup_weight=lam, empty_lookup=True)
     assert extra > 0 and math.isclose(float(both), (total + extra) / 6, rel_tol=1e-5)
 
@@ -279,6 +298,21 @@ def test_bad_inputs_say_what_was_expected():
         net(batch._replace(number_mask=batch.number_mask[:, :1]))
     with pytest.raises(ValueError, match="steps"):
         P.NeuralProgrammer(10, steps=0)
+    with pytest.raises(ValueError, match="width must be a finite number"):
+        P.NeuralProgrammer(10, width=-1.0)
+    with pytest.raises(ValueError, match="lengths must be long"):
+        net(batch._replace(lengths=batch.lengths.float()))
+    with pytest.raises(ValueError, match="number_mask must be bool"):
+        net(batch._replace(number_mask=batch.number_mask.float()))
+    with pytest.raises(ValueError, match="position must be in 1"):
+        net(batch._replace(number_positions=batch.number_positions + 40, number_mask=torch.ones_like(batch.number_mask)))
+    with pytest.raises(ValueError, match="tables must be torch.float32"):
+        net(batch._replace(tables=batch.tables.double()))
+    out = net(batch)
+    with pytest.raises(ValueError, match=r"scalar_answers must have shape \(3,\)"):
+        P.programmer_loss(out, batch._replace(scalar_answers=batch.scalar_answers[:, None]))
+    with pytest.raises(ValueError, match="lookup_answers must have shape"):
+        P.answers_correct(out, batch._replace(lookup_answers=batch.lookup_answers[:, :1]))
 
 
 def test_it_learns_to_write_the_programs_of_three_kinds():
@@ -318,7 +352,7 @@ def test_a_comparison_width_keeps_the_values_and_gives_the_pivot_a_gradient():
         total = new.row_select.sum()
         grad = torch.autograd.grad(total, p)[0] if total.requires_grad else None
         grads[width] = (new.row_select.detach(), grad)
-    torch.testing.assert_close(grads[0.0][0], grads[1.0][0])  # the same values, exactly
+    assert torch.equal(grads[0.0][0], grads[1.0][0])  # the same values, exactly
     assert grads[0.0][1] is None  # the paper's step functions: no gradient reaches the pivot
     assert (grads[1.0][1].abs() > 0).all()
     # greater's pivot: raising it selects fewer rows, so the selection's gradient is negative

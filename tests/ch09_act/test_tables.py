@@ -79,6 +79,9 @@ def test_shapes_numbers_and_kinds():
     assert min(counts.values()) > 0.5 * B / len(KINDS)
     between = batch.kinds == KINDS.index("count_between")
     assert (batch.numbers[between, 0] + 2 <= batch.numbers[between, 1]).all()
+    more = batch.kinds == KINDS.index("difference")  # "how many more": disjoint groups, a count
+    assert (batch.numbers[more, 1] <= batch.numbers[more, 0]).all() and (batch.scalar_answers[more] >= 0).all()
+    assert (batch.scalar_answers[more] > 0).float().mean() > 0.5
     one = tasks.table_questions(500, columns=1, generator=gen(3))
     assert set(KINDS[k] for k in one.kinds.tolist()) == set(tasks.TABLE_KINDS)
     assert torch.equal(one.asked[:, 0], one.asked[:, 1])

@@ -30,8 +30,11 @@ and two that need two columns (``MULTI_COLUMN_KINDS``, drawn only when ``columns
 the sum of {col} where {other} is greater than {n} ?" (greater(other), sum(col)) and "which {col}
 have {other} greater than {n} ?" (greater(other), assign(col)). The ``print`` kinds answer with
 cells of the table (a lookup answer: a 0/1 mask over rows and columns), the others with a number
-(a scalar answer). A question's numbers are replaced by the token ``<num>`` and returned apart, with
-their positions, as the paper does: the model must learn which number goes with which comparison.
+(a scalar answer). A question's numbers are taken out and returned apart, as the paper does, each
+with its position; here the token ``<num>`` keeps its place in the question, and the model must
+learn which number goes with which comparison. In ``difference`` the two groups are disjoint and the
+first is the larger (m <= n, redrawn until #(v > n) >= #(v < m)), so that "how many more" has a
+count for its answer.
 
 Draws: one 62-bit integer per table from the ``torch.Generator`` seeds a Python ``random.Random``,
 as ``seqmem.tasks.babi`` does; a seed fixes every table and question.
@@ -175,14 +178,18 @@ def _answer(kind: str, values: list[int], other: list[int], numbers: list[int]) 
     return 0.0, compared  # print_where_greater
 
 
-def _numbers(kind: str, rng: random.Random, high: int) -> list[int]:
+def _numbers(kind: str, rng: random.Random, high: int, values: list[int]) -> list[int]:
     if kind in ("sum", "max", "min"):
         return []
     if kind == "count_between":  # n < m, with room between them
         n = rng.randrange(0, high - 2)
         return [n, rng.randrange(n + 2, high)]
-    if kind == "difference":
-        return [rng.randrange(high), rng.randrange(high)]
+    if kind == "difference":  # m <= n: disjoint groups, the first at least as large (n = m = 0 always is)
+        while True:
+            n = rng.randrange(high)
+            m = rng.randrange(n + 1)
+            if sum(v > n for v in values) >= sum(v < m for v in values):
+                return [n, m]
     return [rng.randrange(high)]
 
 
@@ -192,7 +199,7 @@ def _example(rng: random.Random, rows: int, columns: int, high: int, kinds: tupl
     kind = rng.choice(kinds)
     col = rng.randrange(columns)
     other = rng.choice([c for c in range(columns) if c != col]) if kind in MULTI_COLUMN_KINDS else col
-    numbers = _numbers(kind, rng, high)
+    numbers = _numbers(kind, rng, high, table[col])
     scalar, selected = _answer(kind, table[col], table[other], numbers)
     words = _TEMPLATES[kind].format(col=names[col], other=names[other], n=_NUM, m=_NUM).split()
     positions = [i for i, w in enumerate(words) if w == _NUM]
