@@ -266,7 +266,8 @@ class NeuralProgrammer(nn.Module):
             raise ValueError(f"numbers, number_positions and number_mask must share one shape (B, K) with B = {B}, "
                              f"got {tuple(numbers.shape)}, {tuple(positions.shape)}, {tuple(mask.shape)}")
         if mask.dtype != torch.bool or positions.dtype != torch.long:
-            raise ValueError(f"number_mask must be bool and number_positions long, got {mask.dtype} and {positions.dtype}")
+            raise ValueError(f"number_mask must be bool and number_positions long, got {mask.dtype} and "
+                             f"{positions.dtype}")
         if numbers.dtype != z.dtype:
             raise ValueError(f"numbers must have the model's dtype {z.dtype}, got {numbers.dtype}")
         inside = (positions >= 1) & (positions < batch.lengths[:, None])  # a word to the left, in the question

@@ -305,7 +305,8 @@ def test_bad_inputs_say_what_was_expected():
     with pytest.raises(ValueError, match="number_mask must be bool"):
         net(batch._replace(number_mask=batch.number_mask.float()))
     with pytest.raises(ValueError, match="position must be in 1"):
-        net(batch._replace(number_positions=batch.number_positions + 40, number_mask=torch.ones_like(batch.number_mask)))
+        net(batch._replace(number_positions=batch.number_positions + 40,
+                           number_mask=torch.ones_like(batch.number_mask)))
     with pytest.raises(ValueError, match="tables must be torch.float32"):
         net(batch._replace(tables=batch.tables.double()))
     out = net(batch)

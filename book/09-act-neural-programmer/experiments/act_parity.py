@@ -141,7 +141,7 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--cell", dest="cell_kind", default="rnn", choices=sorted(CELLS))
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--max-steps", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=60_000)
+    parser.add_argument("--steps", type=int, default=120_000)
     parser.add_argument("--eval-every", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
