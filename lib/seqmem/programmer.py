@@ -61,11 +61,11 @@ much helped by annealed Gaussian noise on the gradient, of variance $\eta / (1 +
 update t (``add_gradient_noise``; Neelakantan et al. 2015).
 
 ``operation_step(state, alpha_op, alpha_col, table, pivots)`` is one step of the soft program (item
-3) for a batch; ``NeuralProgrammer`` is the whole model; ``forward(batch, hard=True)`` runs a
-discrete program exactly: at every step the argmax operation and column, and the argmax pivot, fed
-to the history RNN as one-hot choices (greedy decoding, our choice; the paper's released code keeps
-the soft weights in the history at test time). With ties in a column, argmax and argmin keep every
-tied row (``tasks.table_questions`` draws distinct values).
+3) for a batch; ``NeuralProgrammer`` is the whole model; ``forward(batch, hard=True)`` runs the
+program the soft model prefers, exactly: at every step the argmax operation and column and the
+argmax pivot, while the history RNN reads the soft weights as in the soft run (as the paper's
+released code does at test time), so that the choices are the soft run's argmaxes. With ties in a
+column, argmax and argmin keep every tied row (``tasks.table_questions`` draws distinct values).
 
 Dimensions: B batch, L question words, K numbers in a question, M rows, C columns, O operations,
 T program steps, d the embedding and RNN size.
@@ -305,13 +305,12 @@ class NeuralProgrammer(nn.Module):
             x = torch.cat([q, h], dim=1)  # (B, 2d)
             alpha_op = torch.softmax(torch.tanh(self.select_op(x)) @ U.T, dim=-1)  # (B, O)
             alpha_col = torch.softmax(torch.einsum("bcd,bd->bc", P, torch.tanh(self.select_col(x))), dim=-1)  # (B, C)
-            if hard:
-                alpha_op, alpha_col = _hard(alpha_op), _hard(alpha_col)
-            state = operation_step(state, alpha_op, alpha_col, table, pivots, self.width)
-            c = torch.cat([alpha_op @ U, torch.einsum("bc,bcd->bd", alpha_col, P)], dim=1)  # (B, 2d)
+            run_op, run_col = (_hard(alpha_op), _hard(alpha_col)) if hard else (alpha_op, alpha_col)
+            state = operation_step(state, run_op, run_col, table, pivots, self.width)
+            c = torch.cat([alpha_op @ U, torch.einsum("bc,bcd->bd", alpha_col, P)], dim=1)  # (B, 2d): soft always
             h, _ = self.history_rnn(h, c)
-            alphas_op.append(alpha_op)
-            alphas_col.append(alpha_col)
+            alphas_op.append(run_op)
+            alphas_col.append(run_col)
             selects.append(state.row_select)
             scalars.append(state.scalars[:, 0])
         return ProgramOutput(state.scalars[:, 0], state.lookup, torch.stack(alphas_op, 1), torch.stack(alphas_col, 1),

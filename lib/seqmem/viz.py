@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["plot_history", "plot_sequence", "plot_heatmap", "plot_weightings", "plot_halting", "plot_augmentations",
+           "plot_program",
            "use_cjk_font", "CJK_FONTS"]
 
 # Fonts with the Chinese characters of the lectures' examples (機器學習, 三千零一十二), best first:
@@ -203,6 +204,37 @@ def plot_halting(h, p, epsilon: float = 0.01, ax=None):
            title=f"N = {N}, ponder cost N + R = {N + R:.2f}")
     ax.legend(fontsize=7, loc="upper left")
     return ax
+
+
+def plot_program(alpha_op, alpha_col, operations, columns, axes=None):
+    """A Neural Programmer's choices for one question: the weight of every operation (left) and every
+    column (right) at each program step, as two heat maps with the chosen (argmax) cell outlined.
+
+    ``alpha_op`` (T, O) and ``alpha_col`` (T, C) for one example (``ProgramOutput.alpha_op[b]``);
+    ``operations`` (O names) and ``columns`` (C names) label the axes. Returns the two axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    a_op, a_col = np.asarray(alpha_op, dtype=float), np.asarray(alpha_col, dtype=float)
+    if a_op.ndim != 2 or a_col.ndim != 2 or a_op.shape[0] != a_col.shape[0]:
+        raise ValueError(f"plot_program expects alpha_op (T, O) and alpha_col (T, C) with the same T, got "
+                         f"{a_op.shape} and {a_col.shape}")
+    if a_op.shape[1] != len(operations) or a_col.shape[1] != len(columns):
+        raise ValueError(f"{a_op.shape[1]} operations and {a_col.shape[1]} columns need as many names, got "
+                         f"{len(operations)} and {len(columns)}")
+    if axes is None:
+        ratios = [len(operations), 2 + len(columns)]
+        _, axes = plt.subplots(1, 2, figsize=(8, 2.6), gridspec_kw={"width_ratios": ratios})
+    T = a_op.shape[0]
+    for ax, weights, names, title in ((axes[0], a_op, operations, "operation"), (axes[1], a_col, columns, "column")):
+        ax.imshow(weights, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        for t, j in enumerate(weights.argmax(axis=1)):
+            ax.add_patch(Rectangle((j - 0.5, t - 0.5), 1, 1, fill=False, edgecolor="C1", lw=2))
+        ax.set(xticks=range(len(names)), yticks=range(T), yticklabels=[f"step {t + 1}" for t in range(T)],
+               title=f"{title} weights")
+        ax.set_xticklabels(names, rotation=60, fontsize=8)
+    return axes
 
 
 def plot_augmentations(ax=None):

@@ -3,7 +3,7 @@
 Pinned here: every operation, chosen alone, computes what the paper's table says (against loops
 written out here); a soft step is the mixture of the hard steps, weighed by alpha_op x alpha_col;
 the reference programs of ``tasks.reference_program`` executed step by step answer every question
-exactly; the model's shapes and its hard (greedy) programs; the gradient reaches every parameter,
+exactly; the model's shapes and its hard programs; the gradient reaches every parameter,
 and the pivot attention only with a comparison width; the Huber and lookup losses against hand
 computations; the answer rule; the annealed gradient noise's size; and bad inputs.
 """
@@ -173,18 +173,13 @@ def test_the_model_returns_every_steps_choices_and_its_hard_program(dev):
     ops, cols = P.chosen_programs(out)
     assert set(hard.alpha_op.unique().tolist()) <= {0.0, 1.0} and set(hard.alpha_col.unique().tolist()) <= {0.0, 1.0}
     hard_ops, hard_cols = P.chosen_programs(hard)
-    assert torch.equal(hard_ops[:, 0], ops[:, 0]) and torch.equal(hard_cols[:, 0], cols[:, 0])  # the same first choice
-    # later steps: greedy, each choice the argmax given the hard choices before it (fed to the history)
-    h = torch.zeros(B, net.d, device=dev)
-    z, q = net._question(batch)
-    P_ = net.embedding(batch.columns)
+    assert torch.equal(hard_ops, ops) and torch.equal(hard_cols, cols)  # the soft run's argmax at every step
+    # and that program, run by operation_step with one-hot choices, gives the hard answers
+    state = P.initial_program_state(batch.tables)
     for t in range(T):
-        x = torch.cat([q, h], 1)
-        assert torch.equal((torch.tanh(net.select_op(x)) @ net.operations.T).argmax(-1), hard_ops[:, t])
-        column_scores = torch.einsum("bcd,bd->bc", P_, torch.tanh(net.select_col(x)))
-        assert torch.equal(column_scores.argmax(-1), hard_cols[:, t])
-        c = torch.cat([hard.alpha_op[:, t] @ net.operations, torch.einsum("bc,bcd->bd", hard.alpha_col[:, t], P_)], 1)
-        h, _ = net.history_rnn(h, c)
+        state = P.operation_step(state, hard.alpha_op[:, t], hard.alpha_col[:, t], batch.tables, hard.pivots)
+    torch.testing.assert_close(state.scalars[:, 0], hard.scalar)
+    torch.testing.assert_close(state.lookup, hard.lookup)
     chosen = out.beta.argmax(-1)  # the hard pivot: the number the soft attention prefers
     assert torch.equal(hard.beta.argmax(-1)[has], chosen[has])
     torch.testing.assert_close(hard.pivots[has], batch.numbers[has].gather(1, chosen[has]))

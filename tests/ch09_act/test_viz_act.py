@@ -47,3 +47,23 @@ def test_the_augmentations_picture_has_four_named_panels():
     widths = [p.get_linewidth() for p in ax.patches]
     assert max(widths) >= 2.5  # the attended input's arrow stands out
     assert len(ax.patches) > 20
+
+
+def test_the_program_picture_shows_every_steps_weights_and_outlines_the_choices():
+    alpha_op = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])  # (T, O) = (2, 3)
+    alpha_col = np.array([[0.4, 0.6], [0.9, 0.1]])
+    left, right = viz.plot_program(alpha_op, alpha_col, ["sum", "count", "greater"], ["pears", "figs"])
+    np.testing.assert_allclose(left.images[0].get_array(), alpha_op)
+    np.testing.assert_allclose(right.images[0].get_array(), alpha_col)
+    assert [t.get_text() for t in left.get_xticklabels()] == ["sum", "count", "greater"]
+    assert [t.get_text() for t in left.get_yticklabels()] == ["step 1", "step 2"]
+    corners = [(p.get_x(), p.get_y()) for p in left.patches]
+    assert corners == [(-0.5, -0.5), (1.5, 0.5)]  # sum at step 1, greater at step 2
+    assert [(p.get_x(), p.get_y()) for p in right.patches] == [(0.5, -0.5), (-0.5, 0.5)]
+
+
+def test_the_program_picture_refuses_mismatched_names_and_steps():
+    with pytest.raises(ValueError, match="the same T"):
+        viz.plot_program(np.ones((2, 3)) / 3, np.ones((3, 2)) / 2, ["a", "b", "c"], ["x", "y"])
+    with pytest.raises(ValueError, match="need as many names"):
+        viz.plot_program(np.ones((2, 3)) / 3, np.ones((2, 2)) / 2, ["a", "b"], ["x", "y"])
