@@ -19,6 +19,8 @@ one, and records its own invocation too.
 """
 from __future__ import annotations
 
+import argparse
+
 import datetime
 import json
 import os
@@ -32,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["environment", "invocation", "Record", "merge_files"]
+__all__ = ["environment", "invocation", "Record", "merge_files", "add_training_arguments", "apply_quick"]
 
 
 def _processor() -> str:
@@ -148,3 +150,33 @@ def merge_files(out: str | os.PathLike, parts: Sequence[str | os.PathLike], key:
     data = {k: data[k] for k in first} | {k: v for k, v in data.items() if k not in first}
     Path(out).write_text(json.dumps(data, indent=1) + "\n")
     return data
+
+
+QUICK = {"steps": 40, "eval_every": 20, "val_size": 200, "test_size": 200}  # a tiny run, to try a script
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, *, steps: int, eval_every: int, batch_size: int,
+                           lr: float, val_size: int, test_size: int, out: str | os.PathLike, what: str) -> None:
+    """The options that end a training script's command line: its budget (``--steps``, ``--eval-every``,
+    ``--batch-size``, ``--lr``), its validation and test sizes, ``--quick`` (see ``apply_quick``),
+    ``--combine PART ...`` (join results files written side by side, ``merge_files``) and ``--out``.
+    ``what`` names the examples in the help ("test vectors")."""
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--eval-every", type=int, default=eval_every)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--val-size", type=int, default=val_size)
+    parser.add_argument("--test-size", type=int, default=test_size)
+    parser.add_argument("--quick", action="store_true", help=f"a tiny run: {QUICK['steps']} steps, "
+                        f"{QUICK['test_size']} {what}")
+    parser.add_argument("--combine", nargs="+", metavar="PART", help="join these results files (runs side "
+                        "by side) into --out instead of training")
+    parser.add_argument("--out", default=str(out))
+
+
+def apply_quick(args: argparse.Namespace) -> argparse.Namespace:
+    """With ``--quick``, the tiny budget of ``QUICK`` in place of the options' values."""
+    if args.quick:
+        for name, value in QUICK.items():
+            setattr(args, name, value)
+    return args

@@ -87,3 +87,20 @@ def test_merge_files_joins_parallel_records_and_records_itself(tmp_path):
         merge_files(tmp_path / "bad.json", [parts[0], other], key=("seed",))
     with pytest.raises(ValueError, match="at least one"):
         merge_files(tmp_path / "bad.json", [], key=("seed",))
+
+
+def test_training_arguments_and_the_quick_budget():
+    import argparse
+
+    from seqmem.experiment import QUICK, add_training_arguments, apply_quick
+
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser, steps=500, eval_every=50, batch_size=8, lr=0.01, val_size=30, test_size=40,
+                           out="r.json", what="test vectors")
+    args = apply_quick(parser.parse_args(["--lr", "0.5", "--combine", "a.json", "b.json"]))
+    assert (args.steps, args.eval_every, args.batch_size, args.lr, args.val_size, args.test_size) == (500, 50, 8, 0.5,
+                                                                                                       30, 40)
+    assert args.combine == ["a.json", "b.json"] and args.out == "r.json" and not args.quick
+    quick = apply_quick(parser.parse_args(["--quick", "--batch-size", "4"]))
+    assert {name: getattr(quick, name) for name in QUICK} == QUICK and quick.batch_size == 4
+    assert "200 test vectors" in parser.format_help()

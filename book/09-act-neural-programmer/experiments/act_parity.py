@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 import seqmem
 from seqmem import act, tasks
-from seqmem.experiment import Record, merge_files
+from seqmem.experiment import Record, add_training_arguments, apply_quick, merge_files
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "parity of 16-bit vectors shown at once: ACT (a tau sweep), a one-step RNN, the repeat RNN"
@@ -141,20 +141,9 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--cell", dest="cell_kind", default="rnn", choices=sorted(CELLS))
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--max-steps", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=120_000)
-    parser.add_argument("--eval-every", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--val-size", type=int, default=2000)
-    parser.add_argument("--test-size", type=int, default=10_000)
-    parser.add_argument("--quick", action="store_true", help="a tiny run: 40 steps, 200 test vectors")
-    parser.add_argument("--combine", nargs="+", metavar="PART", help="join these results files (runs side "
-                        "by side) into --out instead of training")
-    parser.add_argument("--out", default=str(HERE / "act_parity.json"))
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.eval_every, args.val_size, args.test_size = 40, 20, 200, 200
-    return args
+    add_training_arguments(parser, steps=120_000, eval_every=2000, batch_size=128, lr=1e-3, val_size=2000,
+                           test_size=10_000, out=HERE / "act_parity.json", what="test vectors")
+    return apply_quick(parser.parse_args(argv))
 
 
 def main(argv=None):

@@ -40,7 +40,7 @@ import torch
 
 from seqmem import programmer as P
 from seqmem import tasks
-from seqmem.experiment import Record, merge_files
+from seqmem.experiment import Record, add_training_arguments, apply_quick, merge_files
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENT = "the Neural Programmer on tables of integers: single and multi-column, with and without gradient noise"
@@ -133,20 +133,9 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--entropy", type=float, default=1.0)
     parser.add_argument("--delta", type=float, default=10.0)
     parser.add_argument("--lookup-weight", type=float, default=50.0)
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--eval-every", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--val-size", type=int, default=1000)
-    parser.add_argument("--test-size", type=int, default=2000)
-    parser.add_argument("--quick", action="store_true", help="a tiny run: 40 steps, 200 test questions")
-    parser.add_argument("--combine", nargs="+", metavar="PART", help="join these results files (runs side "
-                        "by side) into --out instead of training")
-    parser.add_argument("--out", default=str(HERE / "programmer_tables.json"))
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.steps, args.eval_every, args.val_size, args.test_size = 40, 20, 200, 200
-    return args
+    add_training_arguments(parser, steps=20_000, eval_every=1000, batch_size=64, lr=1e-3, val_size=1000,
+                           test_size=2000, out=HERE / "programmer_tables.json", what="test questions")
+    return apply_quick(parser.parse_args(argv))
 
 
 def main(argv=None):
