@@ -15,7 +15,7 @@ def test_the_record_has_every_model_over_three_seeds_and_the_tau_sweep():
     record, runs = _runs()
     cfg = record["config"]
     assert (cfg["n_bits"], cfg["cell_kind"], cfg["hidden_size"], cfg["max_steps"]) == (16, "rnn", 128, 20)
-    assert (cfg["steps"], cfg["batch_size"], cfg["lr"], cfg["test_size"]) == (60_000, 128, 1e-3, 10_000)
+    assert (cfg["steps"], cfg["batch_size"], cfg["lr"], cfg["test_size"]) == (120_000, 128, 1e-3, 10_000)
     for key in (("act", 1e-3), ("rnn", 0.0), ("repeat", 2.0), ("repeat", 5.0)):
         assert all((*key, seed) in runs for seed in (0, 1, 2)), key
     assert {s for (m, s, seed) in runs if m == "act" and seed == 0} == {1e-4, 1e-3, 1e-2, 1e-1}
