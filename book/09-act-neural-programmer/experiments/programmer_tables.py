@@ -9,8 +9,9 @@ of ``--batch-size`` fresh questions, ``--steps`` steps, gradients clipped to nor
 
 - the paper's loss, Huber (delta 10) on the scalar answers and 50 x the cells' cross-entropy on
   the lookups, with the scalar questions' lookups scored too, against no cells (``empty_lookup``);
-- comparisons that pass the pivot a gradient (``--width``, a sigmoid's width in the table's units;
-  their values stay exact), so that the attention over the question's numbers can learn;
+- comparisons that pass the pivot a gradient (``--width``, a sigmoid's width in the table's units,
+  10 by default; their values stay exact), so that the attention over the question's numbers can
+  learn;
 - an entropy bonus on the choice of operation, ``--entropy`` x H(alpha_op), falling linearly to 0
   at half the steps: it keeps every operation in play while the selector is young;
 - annealed Gaussian noise on the gradient, variance eta / (1 + t)^0.55 (``--etas``; 0: none).
@@ -23,7 +24,7 @@ model and of its hard program, by kind, and the programs written for the first q
 Usage (from the repository root):
 
     python book/09-act-neural-programmer/experiments/programmer_tables.py                  # single column
-    python book/09-act-neural-programmer/experiments/programmer_tables.py --columns 3 --etas 0.1 --merge
+    python book/09-act-neural-programmer/experiments/programmer_tables.py --columns 3 --merge   # multi-column
     python book/09-act-neural-programmer/experiments/programmer_tables.py --quick --out /tmp/quick.json
     python book/09-act-neural-programmer/experiments/programmer_tables.py --combine /tmp/a.json /tmp/b.json
 
@@ -129,7 +130,7 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--high", type=int, default=50)
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--program-steps", type=int, default=5)
-    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--width", type=float, default=10.0)
     parser.add_argument("--entropy", type=float, default=1.0)
     parser.add_argument("--delta", type=float, default=10.0)
     parser.add_argument("--lookup-weight", type=float, default=50.0)
