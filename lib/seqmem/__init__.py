@@ -101,6 +101,10 @@ from .act import ACTCell, ACTState, RepeatCell
 from . import programmer
 from .programmer import NeuralProgrammer
 
+# Chapter 10: newer networks with memory
+from . import depth_gated
+from .depth_gated import DepthGatedLSTM, DepthGatedLSTMCell
+
 # Every chapter's tasks and data; figures; homework checks
 from . import tasks, viz, grading
 
@@ -150,6 +154,8 @@ __all__ = [
     "usage_vector", "temporal_link_matrix", "precedence_weighting", "memory_runs",
     # chapter 9
     "act", "ACTCell", "ACTState", "RepeatCell", "programmer", "NeuralProgrammer",
+    # chapter 10
+    "depth_gated", "DepthGatedLSTM", "DepthGatedLSTMCell",
     # every chapter
     "tasks", "viz", "grading",
 ]
